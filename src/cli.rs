@@ -1,0 +1,178 @@
+//! Flags → engine calls → report and exit code. The only place that knows about argv.
+//!
+//! Both doors, the `xrelease` binary and a workspace's `cargo xtask`, call [`main`].
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand};
+
+use crate::context::{self, Context, Inputs, Mode};
+use crate::error::{Error, Result, exit};
+use crate::tag::Tag;
+use crate::ui::{Ui, human_size};
+use crate::workspace::Workspace;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "xrelease",
+    version,
+    about = "Verifiable releases for Rust workspaces: build, SBOM, sign, attest, verify, publish"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Build, describe, sign, verify and publish TAG (`--dry-run` rehearses without publishing)
+    Release {
+        tag: Tag,
+        /// Rehearse: every stage runs for real, but nothing is published
+        #[arg(long)]
+        dry_run: bool,
+        /// With --dry-run: sign with the configured signer instead of a throwaway key
+        #[arg(long, requires = "dry_run")]
+        real_signing: bool,
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Output directory (default: dist/<tag>/)
+        #[arg(long, value_name = "DIR")]
+        dist: Option<PathBuf>,
+        /// With --dry-run: build from a tree with uncommitted changes
+        #[arg(long)]
+        allow_dirty: bool,
+        /// Plain log lines only (no progress bars)
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Show what would be built and how it would be named (`--json`: the CI matrix)
+    Plan {
+        tag: Tag,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Check the toolchain, linker and runner of every target; `--fix` installs what it can
+    Doctor {
+        #[arg(long)]
+        fix: bool,
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+}
+
+/// Runs the command line `args` (including the program name) and returns the exit code.
+pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let dir = match std::env::current_dir() {
+        Ok(dir) => dir,
+        Err(e) => {
+            eprintln!("error: cannot read the current directory: {e}");
+            return exit::FAILURE;
+        }
+    };
+    match run(&dir, cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+fn run(dir: &Path, command: Command) -> Result<i32> {
+    match command {
+        Command::Release {
+            tag,
+            dry_run,
+            real_signing: _,
+            config,
+            dist,
+            allow_dirty,
+            quiet,
+        } => {
+            if allow_dirty && !dry_run {
+                return Err(Error::Preflight(
+                    "--allow-dirty is only accepted with --dry-run: a real release is built from a clean commit".into(),
+                ));
+            }
+            let mode = if dry_run { Mode::Rehearsal } else { Mode::Real };
+            let ctx = Context::load(Inputs {
+                dir,
+                config: config.as_deref(),
+                tag,
+                dist: dist.as_deref(),
+                mode,
+                allow_dirty,
+                quiet,
+            })?;
+            let report = crate::release(&ctx)?;
+            print_summary(&ctx, &report);
+            Ok(exit::OK)
+        }
+        Command::Plan { tag, json, config } => {
+            let config = context::load_config(dir, config.as_deref())?;
+            let workspace = Workspace::load(dir)?;
+            let plan = crate::plan::plan(&config, &workspace, &tag)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&plan).expect("plain data")
+                );
+            } else {
+                println!(
+                    "{} ({}{})",
+                    plan.tag,
+                    plan.version,
+                    if plan.prerelease { ", pre-release" } else { "" }
+                );
+                for a in &plan.artifacts {
+                    println!("  {:<44} {}:{} for {}", a.name, a.package, a.bin, a.target);
+                }
+            }
+            Ok(exit::OK)
+        }
+        Command::Doctor { fix, config } => {
+            let config = context::load_config(dir, config.as_deref())?;
+            let ready = crate::doctor::run(dir, &config, fix, &Ui::new(false))?;
+            Ok(if ready { exit::OK } else { exit::FAILURE })
+        }
+    }
+}
+
+fn print_summary(ctx: &Context, report: &crate::Report) {
+    println!(
+        "{} — {} artifacts in {}",
+        ctx.plan.tag,
+        report.manifest.artifacts.len(),
+        ctx.dist.display()
+    );
+    for a in &report.manifest.artifacts {
+        println!(
+            "  {:<44} {:>10}  sha256:{}",
+            a.name,
+            human_size(a.size),
+            &a.sha256[..16]
+        );
+    }
+    if !report.stopped_before.is_empty() {
+        println!(
+            "stopped after build: not yet implemented: {}",
+            report.stopped_before.join(", ")
+        );
+    }
+}

@@ -1,0 +1,82 @@
+//! Target triples xrelease knows, and the platform name each one gets in artifact names.
+
+/// (triple, platform, executable suffix). The platform names are part of the file-name contract.
+const KNOWN: &[(&str, &str, &str)] = &[
+    ("x86_64-unknown-linux-gnu", "linux-amd64", ""),
+    ("aarch64-unknown-linux-gnu", "linux-arm64", ""),
+    ("x86_64-unknown-linux-musl", "linux-amd64-musl", ""),
+    ("aarch64-unknown-linux-musl", "linux-arm64-musl", ""),
+    ("armv7-unknown-linux-gnueabihf", "linux-armv7", ""),
+    ("riscv64gc-unknown-linux-gnu", "linux-riscv64", ""),
+    ("i686-unknown-linux-gnu", "linux-386", ""),
+    ("x86_64-apple-darwin", "darwin-amd64", ""),
+    ("aarch64-apple-darwin", "darwin-arm64", ""),
+    ("x86_64-pc-windows-msvc", "windows-amd64", ".exe"),
+    ("aarch64-pc-windows-msvc", "windows-arm64", ".exe"),
+    ("x86_64-pc-windows-gnu", "windows-amd64-gnu", ".exe"),
+];
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Target {
+    pub triple: String,
+    pub platform: String,
+    pub exe_suffix: &'static str,
+}
+
+impl Target {
+    pub fn new(triple: &str) -> Option<Target> {
+        KNOWN
+            .iter()
+            .find(|(t, _, _)| *t == triple)
+            .map(|(t, platform, suffix)| Target {
+                triple: (*t).to_string(),
+                platform: (*platform).to_string(),
+                exe_suffix: suffix,
+            })
+    }
+
+    /// The cargo environment-variable form of the triple (`CARGO_TARGET_<THIS>_LINKER`).
+    pub fn env_key(&self) -> String {
+        self.triple.to_uppercase().replace(['-', '.'], "_")
+    }
+
+    pub fn arch(&self) -> &str {
+        self.triple.split('-').next().unwrap_or(&self.triple)
+    }
+}
+
+pub fn known_triples() -> impl Iterator<Item = &'static str> {
+    KNOWN.iter().map(|(t, _, _)| *t)
+}
+
+/// The triple of the machine running xrelease (what a plain `cargo build` produces).
+pub fn host_triple() -> &'static str {
+    env!("XRELEASE_HOST")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn platform_names_follow_the_design() {
+        let name = |t: &str| Target::new(t).unwrap().platform;
+        assert_eq!(name("x86_64-unknown-linux-gnu"), "linux-amd64");
+        assert_eq!(name("aarch64-unknown-linux-gnu"), "linux-arm64");
+        assert_eq!(name("aarch64-apple-darwin"), "darwin-arm64");
+        assert_eq!(name("x86_64-apple-darwin"), "darwin-amd64");
+        assert_eq!(name("x86_64-pc-windows-msvc"), "windows-amd64");
+        assert_eq!(name("x86_64-unknown-linux-musl"), "linux-amd64-musl");
+        assert_eq!(
+            Target::new("x86_64-pc-windows-msvc").unwrap().exe_suffix,
+            ".exe"
+        );
+        assert!(Target::new("x86_64-unknown-linux-gnux").is_none());
+    }
+
+    #[test]
+    fn env_key_is_cargos_spelling() {
+        let t = Target::new("aarch64-unknown-linux-gnu").unwrap();
+        assert_eq!(t.env_key(), "AARCH64_UNKNOWN_LINUX_GNU");
+    }
+}

@@ -1,0 +1,254 @@
+//! Preflight: everything that can be checked before anything expensive runs.
+//!
+//! Git state, the tag, every target's std and linker, and the project's own pre-release checks.
+
+use std::path::PathBuf;
+
+use crate::config::Toolchain;
+use crate::context::{Context, Mode};
+use crate::error::{Error, Result, tail};
+use crate::git::Git;
+use crate::platform::{self, Target};
+use crate::shell::{Shell, find_program};
+
+pub fn run(ctx: &Context) -> Result<()> {
+    check_git(ctx)?;
+    let problems: Vec<String> = ctx
+        .plan
+        .targets(&ctx.config)
+        .filter_map(|t| check_target(&ctx.sh, t, &ctx.config.toolchain(t)).err())
+        .collect();
+    if !problems.is_empty() {
+        return Err(Error::Preflight(format!(
+            "{}\n(`xrelease doctor` shows this check; `xrelease doctor --fix` installs what it can)",
+            problems.join("\n")
+        )));
+    }
+    for check in &ctx.config.pre_release_checks {
+        run_check(ctx, check)?;
+    }
+    Ok(())
+}
+
+fn check_git(ctx: &Context) -> Result<()> {
+    let git = Git::new(&ctx.sh);
+    let head = git.head()?;
+    let dirty = git.dirty_files()?;
+    if !dirty.is_empty() {
+        let hint = match ctx.mode {
+            Mode::Rehearsal => "commit or stash them, or rehearse anyway with --allow-dirty",
+            Mode::Real => "commit or stash them: a release is built from a commit, exactly",
+        };
+        if !(ctx.allow_dirty && ctx.mode == Mode::Rehearsal) {
+            return Err(Error::Preflight(format!(
+                "the git tree has uncommitted changes:\n  {}\n{hint}",
+                dirty.join("\n  ")
+            )));
+        }
+    }
+    if ctx.allow_dirty && ctx.mode == Mode::Real {
+        return Err(Error::Preflight(
+            "--allow-dirty is only accepted with --dry-run: a real release is built from a clean commit".into(),
+        ));
+    }
+    if ctx.mode == Mode::Real {
+        let tag = ctx.tag.to_string();
+        match git.tag_commit(&tag) {
+            None => {
+                return Err(Error::Preflight(format!(
+                    "tag {tag} does not exist: create it on the commit to release with `git tag -a {tag} -m {tag}` \
+                     (or rehearse with --dry-run)"
+                )));
+            }
+            Some(commit) if commit != head => {
+                return Err(Error::Preflight(format!(
+                    "tag {tag} points at {commit}, but HEAD is {head}: check out the tag (`git checkout {tag}`) to release it"
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// The rustc a target is built with: its override, else `RUSTC`, else the one on PATH.
+pub fn rustc_for(toolchain: &Toolchain) -> String {
+    toolchain
+        .rustc
+        .clone()
+        .or_else(|| std::env::var("RUSTC").ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| "rustc".into())
+}
+
+/// The linker cargo will use for a target: its override, else `CARGO_TARGET_<T>_LINKER`.
+pub fn linker_for(target: &Target, toolchain: &Toolchain) -> Option<String> {
+    toolchain
+        .linker
+        .clone()
+        .or_else(|| std::env::var(format!("CARGO_TARGET_{}_LINKER", target.env_key())).ok())
+        .filter(|s| !s.is_empty())
+}
+
+/// Checks that `target` can be built and (if it has a runner) run here; the error says how to fix it.
+pub fn check_target(
+    sh: &Shell,
+    target: &Target,
+    toolchain: &Toolchain,
+) -> std::result::Result<String, String> {
+    let triple = &target.triple;
+    let rustc = rustc_for(toolchain);
+    let Some(rustc_path) = find_program(&rustc) else {
+        return Err(format!(
+            "{triple}: rustc `{rustc}` not found; install Rust (https://rustup.rs) or fix `[target.{triple}] rustc`"
+        ));
+    };
+    let sysroot = sh
+        .read(sh.cmd(&rustc_path).args(["--print", "sysroot"]))
+        .map_err(|e| format!("{triple}: `{rustc} --print sysroot` failed: {e}"))?;
+    let std_dir = PathBuf::from(&sysroot)
+        .join("lib/rustlib")
+        .join(triple)
+        .join("lib");
+    let has_std = std::fs::read_dir(&std_dir)
+        .map(|entries| {
+            entries.flatten().any(|e| {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                name.starts_with("libstd-") && name.ends_with(".rlib")
+            })
+        })
+        .unwrap_or(false);
+    if !has_std {
+        return Err(format!(
+            "{triple}: the standard library for this target is missing from `{rustc}` (sysroot {sysroot}); {}",
+            std_fix(target)
+        ));
+    }
+
+    let host = target.triple == platform::host_triple();
+    match linker_for(target, toolchain) {
+        Some(linker) if find_program(&linker).is_none() => {
+            return Err(format!(
+                "{triple}: linker `{linker}` not found; {}",
+                install_hint(&linker)
+                    .unwrap_or_else(|| format!("install it or fix `[target.{triple}] linker`"))
+            ));
+        }
+        None if !host && triple.contains("-linux-") => {
+            let gcc = gcc_for(target);
+            return Err(format!(
+                "{triple}: no linker configured for this cross target; {} and set `[target.{triple}] linker = \"{gcc}\"` \
+                 (or CARGO_TARGET_{}_LINKER)",
+                install_hint(&gcc).unwrap_or_else(|| format!("install {gcc}")),
+                target.env_key()
+            ));
+        }
+        _ => {}
+    }
+    if let Some(runner) = &toolchain.runner {
+        let program = shell_words::split(runner)
+            .ok()
+            .and_then(|w| w.into_iter().next())
+            .unwrap_or_default();
+        if find_program(&program).is_none() {
+            return Err(format!(
+                "{triple}: runner `{program}` not found; {}",
+                install_hint(&program)
+                    .unwrap_or_else(|| format!("install it or fix `[target.{triple}] runner`"))
+            ));
+        }
+    }
+    Ok(format!(
+        "{triple}: rustc `{rustc}`, std present{}",
+        match linker_for(target, toolchain) {
+            Some(l) => format!(", linker {l}"),
+            None => ", host linker".into(),
+        }
+    ))
+}
+
+/// The GNU cross compiler Debian/Ubuntu name for a target: `aarch64-linux-gnu-gcc`.
+pub fn gcc_for(target: &Target) -> String {
+    let mut parts: Vec<&str> = target.triple.split('-').collect();
+    parts.retain(|p| *p != "unknown");
+    let arch = match parts[0] {
+        "armv7" => "arm",
+        "riscv64gc" => "riscv64",
+        a => a,
+    };
+    parts[0] = arch;
+    format!("{}-gcc", parts.join("-"))
+}
+
+/// The command that installs a missing tool, when we know it.
+pub fn install_hint(program: &str) -> Option<String> {
+    if let Some(prefix) = program.strip_suffix("-gcc") {
+        return Some(format!(
+            "install it with `sudo apt-get install gcc-{prefix}` (Debian/Ubuntu)"
+        ));
+    }
+    if program.starts_with("qemu-") {
+        return Some(
+            "install it with `sudo apt-get install qemu-user-static` (Debian/Ubuntu)".into(),
+        );
+    }
+    None
+}
+
+fn std_fix(target: &Target) -> String {
+    let triple = &target.triple;
+    let mut fix = format!("with rustup: `rustup target add {triple}`");
+    if triple == "aarch64-unknown-linux-gnu" {
+        fix.push_str(
+            "; on Debian/Ubuntu without rustup downloads: `sudo dpkg --add-architecture arm64 && sudo apt-get update && \
+             sudo apt-get install rustc-web libstd-rust-web-dev:arm64 gcc-aarch64-linux-gnu qemu-user-static` and set \
+             `[target.aarch64-unknown-linux-gnu] rustc = \"/usr/bin/rustc\"`",
+        );
+    }
+    fix
+}
+
+fn run_check(ctx: &Context, check: &str) -> Result<()> {
+    let words = shell_words::split(check).map_err(|e| {
+        Error::Config(format!(
+            "release.toml: `release.pre-release-checks`: cannot split `{check}`: {e}"
+        ))
+    })?;
+    let Some((program, args)) = words.split_first() else {
+        return Ok(());
+    };
+    ctx.ui.info(format!("pre-release check: {check}"));
+    ctx.sh
+        .read(ctx.sh.cmd(program).args(args))
+        .map(|_| ())
+        .map_err(|e| match e {
+            Error::Command {
+                status, tail: out, ..
+            } => Error::Preflight(format!(
+                "pre-release check `{check}` failed ({status}); fix it before releasing:\n{}",
+                tail(&out, 20)
+            )),
+            other => other,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cross_gcc_names() {
+        let gcc = |t: &str| gcc_for(&Target::new(t).unwrap());
+        assert_eq!(gcc("aarch64-unknown-linux-gnu"), "aarch64-linux-gnu-gcc");
+        assert_eq!(
+            gcc("armv7-unknown-linux-gnueabihf"),
+            "arm-linux-gnueabihf-gcc"
+        );
+        assert_eq!(gcc("riscv64gc-unknown-linux-gnu"), "riscv64-linux-gnu-gcc");
+        assert!(
+            install_hint("aarch64-linux-gnu-gcc")
+                .unwrap()
+                .contains("gcc-aarch64-linux-gnu")
+        );
+    }
+}
