@@ -19,5 +19,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# Independent checkers the tests run over xrelease's output (schema validators, verifiers).
+python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore -r tests/requirements.txt
+
 # rustup's aarch64 std where rustup can download it; Debian's rustc otherwise (doctor decides).
 cargo xtask doctor --fix

@@ -21,6 +21,7 @@ pub mod workspace;
 pub mod stage {
     pub mod build;
     pub mod preflight;
+    pub mod sbom;
 }
 
 use context::{Context, Mode};
@@ -28,7 +29,7 @@ use error::{Error, Result};
 use manifest::Manifest;
 
 /// Stages still to be written; a rehearsal stops before them and says so.
-const NOT_YET: &[&str] = &["sbom", "checksums", "sign", "attest", "verify", "publish"];
+const NOT_YET: &[&str] = &["checksums", "sign", "attest", "verify", "publish"];
 
 /// What a finished run produced.
 pub struct Report {
@@ -46,7 +47,9 @@ pub fn release(ctx: &Context) -> Result<Report> {
         )));
     }
     stage::preflight::run(ctx)?; //  git tree, tag at HEAD, toolchains and linkers, pre-release checks
-    let manifest = stage::build::run(ctx)?; //  cargo build per target and package → dist/<tag>/
+    let mut manifest = stage::build::run(ctx)?; //  cargo build per target and package → dist/<tag>/
+    stage::sbom::run(&ctx.dist, &ctx.workspace.metadata, &mut manifest)?; // one CycloneDX SBOM per binary
+    manifest.write(&ctx.dist)?;
     Ok(Report {
         manifest,
         stopped_before: NOT_YET,

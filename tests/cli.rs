@@ -292,3 +292,325 @@ fn missing_cargo_lock_is_a_clear_error() {
 fn sha256_hex(bytes: &[u8]) -> String {
     xrelease::digest::sha256_bytes(bytes)
 }
+
+// ---- SBOMs: exactly what is linked, bound to the bytes, reproducible ------------------------
+
+fn sbom(fixture: &Fixture, binary: &str) -> serde_json::Value {
+    serde_json::from_str(&fixture.read(&format!("dist/v1.0.0/{binary}.cdx.json"))).unwrap()
+}
+
+fn component_names(sbom: &serde_json::Value) -> std::collections::BTreeSet<String> {
+    sbom["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            format!(
+                "{} v{}",
+                c["name"].as_str().unwrap(),
+                c["version"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+/// The oracle: what `cargo tree` says a package links for a target, the package itself aside.
+fn cargo_tree(
+    fixture: &Fixture,
+    package: &str,
+    target: &str,
+) -> std::collections::BTreeSet<String> {
+    let out = std::process::Command::new("cargo")
+        .args([
+            "tree",
+            "--locked",
+            "-p",
+            package,
+            "--target",
+            target,
+            "-e",
+            "normal,no-proc-macro",
+            "--prefix",
+            "none",
+        ])
+        .current_dir(&fixture.root)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text.lines();
+    let root = lines.next().unwrap();
+    assert!(root.starts_with(&format!("{package} v")), "{root}");
+    lines
+        .map(|l| l.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+#[test]
+fn each_sbom_lists_exactly_what_cargo_tree_says_is_linked() {
+    let (fixture, outcome) = basic_release();
+    outcome.success();
+    let mut checked = 0;
+    for (bin, package) in [("app", "app"), ("app-tool", "app"), ("other", "other")] {
+        for (target, platform) in [
+            (AMD64, "linux-amd64"),
+            ("aarch64-unknown-linux-gnu", "linux-arm64"),
+        ] {
+            let doc = sbom(fixture, &format!("{bin}-1.0.0-{platform}"));
+            assert_eq!(
+                component_names(&doc),
+                cargo_tree(fixture, package, target),
+                "{bin} for {target}"
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 6);
+}
+
+#[test]
+fn target_specific_and_host_only_crates_are_where_they_belong() {
+    let (fixture, outcome) = basic_release();
+    outcome.success();
+    let names = |binary: &str| -> Vec<String> {
+        sbom(fixture, binary)["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let app_arm64 = names("app-1.0.0-linux-arm64");
+    let app_amd64 = names("app-1.0.0-linux-amd64");
+    let other_amd64 = names("other-1.0.0-linux-amd64");
+    // The cfg(target_arch = "aarch64") dependency is linked into the arm64 binary only.
+    assert!(app_arm64.contains(&"memchr".to_string()), "{app_arm64:?}");
+    assert!(!app_amd64.contains(&"memchr".to_string()), "{app_amd64:?}");
+    // `other` turns on regex's default features; that must not leak into `app`.
+    assert!(
+        other_amd64.contains(&"aho-corasick".to_string()),
+        "{other_amd64:?}"
+    );
+    assert!(
+        !app_arm64.contains(&"aho-corasick".to_string())
+            && !app_amd64.contains(&"aho-corasick".to_string())
+    );
+    // The renamed dependency (`numfmt = { package = "itoa" }`) is listed under its real name.
+    assert!(app_amd64.contains(&"itoa".to_string()));
+    // Host-only: the build-dependency and the proc-macro are never linked.
+    for all in [&app_arm64, &app_amd64, &other_amd64] {
+        assert!(
+            !all.contains(&"autocfg".to_string()) && !all.contains(&"fixture-derive".to_string()),
+            "{all:?}"
+        );
+    }
+    // Edges are those of this build's features: app's regex is built without memchr.
+    let doc = sbom(fixture, "app-1.0.0-linux-arm64");
+    let regex = doc["dependencies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["ref"] == "pkg:cargo/regex@1.13.1")
+        .unwrap();
+    let edges = regex["dependsOn"].as_array().unwrap();
+    assert!(
+        !edges
+            .iter()
+            .any(|e| e.as_str().unwrap().starts_with("pkg:cargo/memchr@")),
+        "{edges:?}"
+    );
+    let doc = sbom(fixture, "other-1.0.0-linux-arm64");
+    let regex = doc["dependencies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["ref"] == "pkg:cargo/regex@1.13.1")
+        .unwrap();
+    assert!(
+        regex["dependsOn"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e.as_str().unwrap().starts_with("pkg:cargo/memchr@"))
+    );
+}
+
+#[test]
+fn sbom_fields_bind_the_document_to_the_binary() {
+    let (fixture, outcome) = basic_release();
+    outcome.success();
+    let dist = fixture.path("dist/v1.0.0");
+    let doc = sbom(fixture, "app-1.0.0-linux-arm64");
+    assert_eq!(doc["bomFormat"], "CycloneDX");
+    assert_eq!(doc["specVersion"], "1.5");
+    let subject = &doc["metadata"]["component"];
+    assert_eq!(subject["type"], "application");
+    assert_eq!(subject["name"], "app");
+    assert_eq!(subject["version"], "1.0.0");
+    assert_eq!(
+        subject["purl"],
+        "pkg:cargo/app@1.0.0?download_url=file://app"
+    );
+    let binary = std::fs::read(dist.join("app-1.0.0-linux-arm64")).unwrap();
+    assert_eq!(subject["hashes"][0]["alg"], "SHA-256");
+    assert_eq!(
+        subject["hashes"][0]["content"].as_str().unwrap(),
+        sha256_hex(&binary)
+    );
+    assert_eq!(
+        doc["metadata"]["tools"]["components"][0]["name"],
+        "xrelease"
+    );
+    // The timestamp is the commit time (the fixture's commits are dated 2026-01-02T03:04:05Z).
+    assert_eq!(doc["metadata"]["timestamp"], "2026-01-02T03:04:05Z");
+
+    let itoa = doc["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "itoa")
+        .unwrap();
+    let lock = fixture.read("Cargo.lock");
+    let checksum = itoa["hashes"][0]["content"].as_str().unwrap();
+    assert!(
+        lock.contains(&format!("checksum = \"{checksum}\"")),
+        "itoa's hash is Cargo.lock's"
+    );
+    assert_eq!(
+        itoa["purl"],
+        format!("pkg:cargo/itoa@{}", itoa["version"].as_str().unwrap())
+    );
+    let corelib = doc["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "corelib")
+        .unwrap();
+    assert_eq!(corelib["licenses"][0]["expression"], "MIT OR Apache-2.0");
+
+    // The manifest records each SBOM and what it describes.
+    let manifest: serde_json::Value =
+        serde_json::from_str(&fixture.read("dist/v1.0.0/manifest.json")).unwrap();
+    let entry = manifest["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "app-1.0.0-linux-arm64.cdx.json")
+        .unwrap();
+    assert_eq!(entry["kind"], "sbom");
+    assert_eq!(entry["describes"], "app-1.0.0-linux-arm64");
+    let sboms = manifest["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["kind"] == "sbom")
+        .count();
+    assert_eq!(sboms, 6);
+}
+
+#[test]
+fn every_sbom_validates_against_the_official_cyclonedx_schema() {
+    let (fixture, outcome) = basic_release();
+    outcome.success();
+    let mut files: Vec<_> = std::fs::read_dir(fixture.path("dist/v1.0.0"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".cdx.json"))
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 6);
+    let good = validate_cyclonedx(&files);
+    assert!(good.iter().all(|r| r == "valid"), "{good:?}");
+
+    // The validator can fail: a serial number that is not a URN UUID is refused.
+    let broken = tempfile::tempdir().unwrap();
+    let bad = broken.path().join("bad.cdx.json");
+    let mut doc = sbom(fixture, "app-1.0.0-linux-amd64");
+    doc["serialNumber"] = "not-a-urn".into();
+    std::fs::write(&bad, doc.to_string()).unwrap();
+    let refused = validate_cyclonedx(&[bad]);
+    assert_ne!(refused[0], "valid");
+}
+
+/// Runs the CycloneDX project's own JSON-schema validator (PyPI `cyclonedx-python-lib`,
+/// installed by scripts/setup.sh) over each file: "valid" or the validator's complaint.
+fn validate_cyclonedx(files: &[std::path::PathBuf]) -> Vec<String> {
+    let script = r#"
+import sys
+from cyclonedx.validation.json import JsonStrictValidator
+from cyclonedx.schema import SchemaVersion
+v = JsonStrictValidator(SchemaVersion.V1_5)
+for f in sys.argv[1:]:
+    e = v.validate_str(open(f).read())
+    print("valid" if e is None else "invalid: " + str(e).replace("\n", " ")[:300])
+"#;
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(files)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the CycloneDX validator did not run (run scripts/setup.sh): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn two_runs_give_identical_binaries_and_sboms() {
+    let (fixture, outcome) = basic_release();
+    outcome.success();
+    // A second release of the same commit into another directory (dist/ is git-ignored).
+    fixture
+        .xrelease(&[
+            "release",
+            "v1.0.0",
+            "--dry-run",
+            "--quiet",
+            "--dist",
+            "dist/again",
+        ])
+        .run()
+        .success();
+    let first = fixture.path("dist/v1.0.0");
+    let second = fixture.path("dist/again");
+    let mut compared = 0;
+    for entry in std::fs::read_dir(&first).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if name == "manifest.json" {
+            continue; // it records timings
+        }
+        let a = std::fs::read(first.join(&name)).unwrap();
+        let b = std::fs::read(second.join(&name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(a == b, "{name} differs between two runs");
+        compared += 1;
+    }
+    assert_eq!(compared, 12);
+}
+
+#[test]
+fn out_of_date_cargo_lock_is_a_clear_error() {
+    let fixture = Fixture::new("basic");
+    let manifest = fixture
+        .read("app/Cargo.toml")
+        .replace("[dependencies]\n", "[dependencies]\nhex = \"0.4\"\n");
+    fixture.write("app/Cargo.toml", &manifest);
+    fixture.commit("new dependency, lock not updated");
+    fixture
+        .xrelease(&["release", "v1.0.0", "--dry-run"])
+        .run()
+        .code(2)
+        .stderr_has("Cargo.lock")
+        .stderr_has("out of date");
+}
