@@ -7,10 +7,14 @@ use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 
+use crate::config::SignMode;
 use crate::context::{self, Context, Inputs, Mode};
 use crate::error::{Error, Result, exit};
+use crate::signing::Signer;
+use crate::signing::key::PublicKey;
 use crate::tag::Tag;
 use crate::ui::{Ui, human_size};
+use crate::verify::{self, Expect, Policy};
 use crate::workspace::Workspace;
 
 #[derive(Debug, Parser)]
@@ -54,6 +58,27 @@ enum Command {
         json: bool,
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+    },
+    /// Verify a release directory offline: checksums, signature, SBOMs (exit 3 when a check fails)
+    Verify {
+        dir: PathBuf,
+        /// The cosign public key the release must be signed with
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// The repository the provenance must name (OWNER/REPO)
+        #[arg(long, value_name = "OWNER/REPO")]
+        repo: Option<String>,
+        /// The tag the provenance must name
+        #[arg(long)]
+        tag: Option<String>,
+        /// Print the report as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a cosign-compatible key pair (password from COSIGN_PASSWORD, or asked)
+    Keygen {
+        #[arg(long, value_name = "PREFIX", default_value = "cosign")]
+        output_prefix: PathBuf,
     },
     /// Check the toolchain, linker and runner of every target; `--fix` installs what it can
     Doctor {
@@ -99,7 +124,7 @@ fn run(dir: &Path, command: Command) -> Result<i32> {
         Command::Release {
             tag,
             dry_run,
-            real_signing: _,
+            real_signing,
             config,
             dist,
             allow_dirty,
@@ -120,7 +145,15 @@ fn run(dir: &Path, command: Command) -> Result<i32> {
                 allow_dirty,
                 quiet,
             })?;
-            let report = crate::release(&ctx)?;
+            // The one place the mode is decided: rehearsals sign with a throwaway key unless
+            // --real-signing asks for the configured signer.
+            let mut signer = if dry_run && !real_signing {
+                Signer::throwaway()?
+            } else {
+                configured_signer(&ctx.config)?
+            };
+            ctx.ui.info(format!("signing with {}", signer.describe()));
+            let report = crate::release(&ctx, &mut signer)?;
             print_summary(&ctx, &report);
             Ok(exit::OK)
         }
@@ -146,11 +179,56 @@ fn run(dir: &Path, command: Command) -> Result<i32> {
             }
             Ok(exit::OK)
         }
+        Command::Verify {
+            dir: release_dir,
+            key,
+            repo,
+            tag,
+            json,
+        } => {
+            let key = PublicKey::read(&dir.join(&key)).map_err(|e| Error::Config(e.to_string()))?;
+            let expect = Expect {
+                repository: repo,
+                tag,
+            };
+            let report = verify::verify(&dir.join(&release_dir), &Policy::Key(key), &expect);
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).expect("plain data")
+                );
+            } else {
+                print!("{}", report.render());
+            }
+            Ok(if report.ok { exit::OK } else { exit::VERIFY })
+        }
+        Command::Keygen { output_prefix } => {
+            let password = crate::signing::password(true)?;
+            let files = crate::signing::key::keygen(&dir.join(&output_prefix), &password)
+                .map_err(|e| Error::Preflight(e.to_string()))?;
+            println!(
+                "wrote {} (encrypted) and {}",
+                files.private_key.display(),
+                files.public_key.display()
+            );
+            Ok(exit::OK)
+        }
         Command::Doctor { fix, config } => {
             let config = context::load_config(dir, config.as_deref())?;
             let ready = crate::doctor::run(dir, &config, fix, &Ui::new(false))?;
             Ok(if ready { exit::OK } else { exit::FAILURE })
         }
+    }
+}
+
+fn configured_signer(config: &crate::config::Config) -> Result<Signer> {
+    match config.sign.mode {
+        SignMode::Key => Signer::from_key_file(&config.sign.key),
+        SignMode::Keyless => Err(Error::Preflight(
+            "keyless signing is not available in this xrelease yet: set `[sign] mode = \"key\"` with a cosign key, \
+             or rehearse without --real-signing"
+                .into(),
+        )),
     }
 }
 
@@ -171,7 +249,7 @@ fn print_summary(ctx: &Context, report: &crate::Report) {
     }
     if !report.stopped_before.is_empty() {
         println!(
-            "stopped after build: not yet implemented: {}",
+            "verified; not yet implemented: {}",
             report.stopped_before.join(", ")
         );
     }

@@ -66,6 +66,16 @@ impl Context {
     }
 }
 
+impl Context {
+    /// What the release gate expects the provenance to name.
+    pub fn expect(&self) -> crate::verify::Expect {
+        crate::verify::Expect {
+            repository: None,
+            tag: Some(self.tag.to_string()),
+        }
+    }
+}
+
 pub fn load_config(dir: &Path, explicit: Option<&Path>) -> Result<Config> {
     match explicit {
         Some(path) => config::load(&dir.join(path), true),

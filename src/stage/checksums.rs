@@ -1,0 +1,64 @@
+//! The checksums stage: `SHA256SUMS` over every binary and SBOM, in the format `sha256sum -c`
+//! reads: `<64 lowercase hex><two spaces><name>\n`, sorted by name.
+
+use std::path::{Path, PathBuf};
+
+use crate::digest::sha256_files;
+use crate::error::{Error, Result};
+use crate::manifest::{Artifact, Kind, Manifest};
+
+pub const FILE: &str = "SHA256SUMS";
+
+/// Hashes every binary and SBOM of the manifest afresh (the bytes on disk are what ships),
+/// checks them against the manifest, and writes `SHA256SUMS`.
+pub fn run(dist: &Path, manifest: &mut Manifest) -> Result<()> {
+    let listed: Vec<&Artifact> = manifest
+        .artifacts
+        .iter()
+        .filter(|a| matches!(a.kind, Kind::Binary | Kind::Sbom))
+        .collect();
+    if listed.is_empty() {
+        return Err(Error::Manifest(
+            "nothing to checksum: the manifest lists no binary".into(),
+        ));
+    }
+    let paths: Vec<PathBuf> = listed.iter().map(|a| dist.join(&a.name)).collect();
+    let mut lines = Vec::new();
+    for (artifact, hashed) in listed.iter().zip(sha256_files(&paths, &|_| false)) {
+        let path = dist.join(&artifact.name);
+        let hashed = hashed.map_err(Error::io("cannot hash", &path))?;
+        // The manifest's digest was taken when the file was written; a difference means
+        // something changed the file since, and that is not what we built.
+        if hashed.sha256 != artifact.sha256 || hashed.size != artifact.size {
+            return Err(Error::Manifest(format!(
+                "{} changed after it was written: the manifest says sha256 {} ({} bytes), the file is {} ({} bytes)",
+                path.display(),
+                artifact.sha256,
+                artifact.size,
+                hashed.sha256,
+                hashed.size
+            )));
+        }
+        lines.push(format_line(&hashed.sha256, &artifact.name));
+    }
+    lines.sort_by(|a, b| a[66..].cmp(&b[66..]));
+    let text = lines.concat();
+    let path = dist.join(FILE);
+    std::fs::write(&path, &text).map_err(Error::io("cannot write", &path))?;
+    manifest.upsert(Artifact {
+        name: FILE.into(),
+        kind: Kind::Checksums,
+        bin: None,
+        package: None,
+        target: None,
+        platform: None,
+        describes: None,
+        sha256: crate::digest::sha256_bytes(text.as_bytes()),
+        size: text.len() as u64,
+    });
+    Ok(())
+}
+
+pub fn format_line(sha256: &str, name: &str) -> String {
+    format!("{sha256}  {name}\n")
+}

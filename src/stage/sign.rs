@@ -1,0 +1,68 @@
+//! The sign stage: a signature over `SHA256SUMS`, as `cosign sign-blob` writes it, plus its
+//! Sigstore bundle (and, keyless, the certificate; with a key, the public half as `cosign.pub`).
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::manifest::{Artifact, Kind, Manifest};
+use crate::signing::Signer;
+use crate::signing::key::encode_signature;
+use crate::stage::checksums;
+
+pub fn run(dist: &Path, manifest: &mut Manifest, signer: &mut Signer) -> Result<()> {
+    let sums_path = dist.join(checksums::FILE);
+    let sums = std::fs::read(&sums_path).map_err(Error::io("cannot read", &sums_path))?;
+    let signature = signer.sign_blob(&sums)?;
+
+    let bundle = signature
+        .bundle
+        .to_json()
+        .map_err(|e| Error::Sign(e.to_string()))?;
+    let mut outputs = vec![
+        (
+            "SHA256SUMS.sig",
+            Kind::Signature,
+            encode_signature(&signature.der).into_bytes(),
+        ),
+        (
+            "SHA256SUMS.sigstore.json",
+            Kind::Bundle,
+            bundle.into_bytes(),
+        ),
+    ];
+    if let Some(pem) = signature.certificate_pem {
+        outputs.push(("SHA256SUMS.pem", Kind::Certificate, pem.into_bytes()));
+    }
+    if let Some(key) = signer.public_key() {
+        outputs.push(("cosign.pub", Kind::PublicKey, key.to_pem().into_bytes()));
+    }
+    for (name, kind, bytes) in outputs {
+        write(dist, manifest, name, kind, Some(checksums::FILE), &bytes)?;
+    }
+    Ok(())
+}
+
+/// Writes a file of the release and records it in the manifest.
+pub fn write(
+    dist: &Path,
+    manifest: &mut Manifest,
+    name: &str,
+    kind: Kind,
+    describes: Option<&str>,
+    bytes: &[u8],
+) -> Result<()> {
+    let path = dist.join(name);
+    std::fs::write(&path, bytes).map_err(Error::io("cannot write", &path))?;
+    manifest.upsert(Artifact {
+        name: name.to_string(),
+        kind,
+        bin: None,
+        package: None,
+        target: None,
+        platform: None,
+        describes: describes.map(str::to_string),
+        sha256: crate::digest::sha256_bytes(bytes),
+        size: bytes.len() as u64,
+    });
+    Ok(())
+}

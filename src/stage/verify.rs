@@ -1,0 +1,68 @@
+//! The verify stage: the release gate. It runs the consumers' verifier on the exact bytes in
+//! `dist/<tag>/`, under the policy of the signer that signed them, and only a full pass yields
+//! the `Verified` value that publishing requires.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::manifest::Manifest;
+use crate::ui::Ui;
+use crate::verify::{self, Expect, Policy};
+
+/// Proof that a release directory passed every check. Only [`run`] makes one.
+#[derive(Debug)]
+pub struct Verified {
+    dist: PathBuf,
+    manifest: Manifest,
+}
+
+impl Verified {
+    pub fn dist(&self) -> &Path {
+        &self.dist
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+}
+
+pub fn run(
+    dist: &Path,
+    manifest: &Manifest,
+    policy: &Policy,
+    expect: &Expect,
+    ui: &Ui,
+) -> Result<Verified> {
+    let report = verify::verify(dist, policy, expect);
+    if !report.ok {
+        return Err(Error::Verification(report.render()));
+    }
+    ui.info(format!(
+        "verified: {}/{} checks passed",
+        report.passed, report.total
+    ));
+    // What was verified must be exactly what the manifest will publish.
+    for artifact in &manifest.artifacts {
+        match report.digests.get(&artifact.name) {
+            Some(digest) if *digest == artifact.sha256 => {}
+            Some(digest) => {
+                return Err(Error::Verification(format!(
+                    "{} is {digest} on disk but {} in the manifest: it changed during the release",
+                    artifact.name, artifact.sha256
+                )));
+            }
+            None if artifact.name == crate::manifest::FILE => {}
+            None => {
+                return Err(Error::Verification(format!(
+                    "{} is in the manifest but not in {}",
+                    artifact.name,
+                    dist.display()
+                )));
+            }
+        }
+    }
+    Ok(Verified {
+        dist: dist.to_path_buf(),
+        manifest: manifest.clone(),
+    })
+}
