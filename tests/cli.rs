@@ -1005,3 +1005,218 @@ fn verify_fails_closed_on_an_empty_or_missing_directory() {
     assert_fails(&empty, &key, "checksums SHA256SUMS: SHA256SUMS is missing");
     assert_fails(&scratch.path().join("nope"), &key, "read ");
 }
+
+// ---- keys: keygen, key-signed releases, passwords ------------------------------------------
+
+const PASSWORD: &str = "hunter2-Zq9-not-in-any-output";
+
+/// A config outside the fixture that signs with `key` (plus this machine's overrides beside it).
+fn key_config(fixture: &Fixture, dir: &std::path::Path, key: &str) -> std::path::PathBuf {
+    let config = dir.join("release.toml");
+    std::fs::write(&config, format!("[release]\nexclude-bins = [\"app-secret\"]\n\n[sign]\nmode = \"key\"\nkey = \"{key}\"\n")).unwrap();
+    if fixture.path("release.local.toml").exists() {
+        std::fs::copy(
+            fixture.path("release.local.toml"),
+            dir.join("release.local.toml"),
+        )
+        .unwrap();
+    }
+    config
+}
+
+/// Every byte xrelease wrote or printed must be free of `secret`.
+#[track_caller]
+fn assert_never_leaked(secret: &str, outputs: &[&Outcome], dirs: &[&std::path::Path]) {
+    for o in outputs {
+        assert!(
+            !o.stdout().contains(secret) && !o.stderr().contains(secret),
+            "the secret leaked into output"
+        );
+    }
+    for dir in dirs {
+        for entry in walk(dir) {
+            let bytes = std::fs::read(&entry).unwrap();
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "the secret leaked into {}",
+                entry.display()
+            );
+        }
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path))
+        } else {
+            out.push(path)
+        }
+    }
+    out
+}
+
+#[test]
+fn keygen_then_a_key_signed_release_verifies_everywhere() {
+    let (fixture, outcome) = basic_release();
+    outcome.success();
+    let keys = tempfile::tempdir().unwrap();
+    let prefix = keys.path().join("release");
+    let keygen = fixture
+        .xrelease(&["keygen", "--output-prefix", prefix.to_str().unwrap()])
+        .env("COSIGN_PASSWORD", PASSWORD)
+        .run();
+    keygen.success().stdout_has("release.key");
+    let key_text = std::fs::read_to_string(keys.path().join("release.key")).unwrap();
+    assert!(
+        key_text.starts_with("-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----"),
+        "{key_text}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(keys.path().join("release.key"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    // keygen refuses to overwrite.
+    let again = fixture
+        .xrelease(&["keygen", "--output-prefix", prefix.to_str().unwrap()])
+        .env("COSIGN_PASSWORD", PASSWORD)
+        .run();
+    again.code(2);
+
+    let config = key_config(fixture, keys.path(), "release.key");
+    let release = fixture
+        .xrelease(&[
+            "release",
+            "v1.0.0",
+            "--dry-run",
+            "--real-signing",
+            "--quiet",
+            "--dist",
+            "dist/keyed",
+        ])
+        .env("COSIGN_PASSWORD", PASSWORD)
+        .run_with_config(&config);
+    release.success();
+    let dist = fixture.path("dist/keyed");
+    assert_eq!(
+        std::fs::read_to_string(dist.join("cosign.pub")).unwrap(),
+        std::fs::read_to_string(keys.path().join("release.pub")).unwrap()
+    );
+    assert_eq!(
+        openssl_verify(&dist, "cosign.pub", "SHA256SUMS.sig", "SHA256SUMS"),
+        "Verified OK"
+    );
+    let (code, report) = verify_json(&dist, &keys.path().join("release.pub"));
+    assert_eq!((code, failed(&report)), (0, vec![]));
+    assert_never_leaked(
+        PASSWORD,
+        &[&keygen, &again, &release],
+        &[keys.path(), &dist],
+    );
+}
+
+#[test]
+fn a_cosign_key_made_by_an_independent_implementation_signs_a_release() {
+    let (fixture, outcome) = basic_release();
+    outcome.success();
+    let keys = tempfile::tempdir().unwrap();
+    let made = std::process::Command::new("python3")
+        .arg(repo_root().join("tests/interop/make_cosign_key.py"))
+        .args(["make", "py.key", "py.pub", "cosign"])
+        .current_dir(keys.path())
+        .env("XRELEASE_INTEROP_PASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    assert!(
+        std::fs::read_to_string(keys.path().join("py.key"))
+            .unwrap()
+            .contains("ENCRYPTED COSIGN PRIVATE KEY")
+    );
+    let config = key_config(fixture, keys.path(), "py.key");
+    fixture
+        .xrelease(&[
+            "release",
+            "v1.0.0",
+            "--dry-run",
+            "--real-signing",
+            "--quiet",
+            "--dist",
+            "dist/python-key",
+        ])
+        .env("COSIGN_PASSWORD", PASSWORD)
+        .run_with_config(&config)
+        .success();
+    let dist = fixture.path("dist/python-key");
+    std::fs::copy(keys.path().join("py.pub"), dist.join("py.pub")).unwrap();
+    assert_eq!(
+        openssl_verify(&dist, "py.pub", "SHA256SUMS.sig", "SHA256SUMS"),
+        "Verified OK"
+    );
+}
+
+#[test]
+fn a_wrong_or_missing_key_password_stops_the_release_before_building() {
+    let (fixture, outcome) = basic_release();
+    outcome.success();
+    let keys = tempfile::tempdir().unwrap();
+    let prefix = keys.path().join("k");
+    fixture
+        .xrelease(&["keygen", "--output-prefix", prefix.to_str().unwrap()])
+        .env("COSIGN_PASSWORD", PASSWORD)
+        .run()
+        .success();
+    let config = key_config(fixture, keys.path(), "k.key");
+    let wrong = "Wr0ng-pass-also-secret";
+    let refused = fixture
+        .xrelease(&[
+            "release",
+            "v1.0.0",
+            "--dry-run",
+            "--real-signing",
+            "--dist",
+            "dist/wrong-password",
+        ])
+        .env("COSIGN_PASSWORD", wrong)
+        .run_with_config(&config);
+    refused
+        .code(2)
+        .stderr_has("wrong password")
+        .stderr_has("COSIGN_PASSWORD");
+    assert!(
+        !fixture.path("dist/wrong-password").exists(),
+        "nothing is built"
+    );
+    assert_never_leaked(wrong, &[&refused], &[keys.path()]);
+
+    let missing = fixture
+        .xrelease(&[
+            "release",
+            "v1.0.0",
+            "--dry-run",
+            "--real-signing",
+            "--dist",
+            "dist/no-password",
+        ])
+        .run_with_config(&config);
+    missing.code(2).stderr_has("set COSIGN_PASSWORD");
+    let no_key = fixture
+        .xrelease(&[
+            "keygen",
+            "--output-prefix",
+            keys.path().join("x").to_str().unwrap(),
+        ])
+        .run();
+    no_key.code(2).stderr_has("COSIGN_PASSWORD");
+}

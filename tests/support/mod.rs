@@ -92,7 +92,10 @@ impl Fixture {
 
     pub fn xrelease(&self, args: &[&str]) -> Run {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_xrelease"));
-        cmd.args(args).current_dir(&self.root);
+        // No terminal: xrelease must never wait for a password prompt in a test.
+        cmd.args(args)
+            .current_dir(&self.root)
+            .stdin(std::process::Stdio::null());
         for var in [
             "GITHUB_ACTIONS",
             "GITHUB_REPOSITORY",
@@ -115,6 +118,12 @@ impl Run {
     pub fn env(mut self, key: &str, value: &str) -> Run {
         self.cmd.env(key, value);
         self
+    }
+
+    /// Runs with `--config FILE` appended (a config kept outside the fixture's git tree).
+    pub fn run_with_config(mut self, config: &Path) -> Outcome {
+        self.cmd.arg("--config").arg(config);
+        self.run()
     }
 
     pub fn run(mut self) -> Outcome {
