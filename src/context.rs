@@ -30,6 +30,8 @@ pub struct Context {
     pub allow_dirty: bool,
     pub sh: Shell,
     pub ui: Ui,
+    /// When this run started (RFC 3339): the provenance's `startedOn`.
+    pub started_on: String,
 }
 
 pub struct Inputs<'a> {
@@ -62,6 +64,7 @@ impl Context {
             dist,
             mode: inputs.mode,
             allow_dirty: inputs.allow_dirty,
+            started_on: crate::stage::attest::now_rfc3339(),
         })
     }
 }
@@ -70,9 +73,22 @@ impl Context {
     /// What the release gate expects the provenance to name.
     pub fn expect(&self) -> crate::verify::Expect {
         crate::verify::Expect {
-            repository: None,
+            repository: self.repository(),
             tag: Some(self.tag.to_string()),
         }
+    }
+
+    /// `OWNER/REPO`: `[github] repository`, else `GITHUB_REPOSITORY`, else the `origin` remote.
+    pub fn repository(&self) -> Option<String> {
+        self.config
+            .github_repository
+            .clone()
+            .or_else(|| {
+                std::env::var("GITHUB_REPOSITORY")
+                    .ok()
+                    .filter(|r| crate::config::check_repository(r).is_ok())
+            })
+            .or_else(|| crate::git::Git::new(&self.sh).github_remote())
     }
 }
 

@@ -22,6 +22,7 @@ pub mod verify;
 pub mod workspace;
 
 pub mod stage {
+    pub mod attest;
     pub mod build;
     pub mod checksums;
     pub mod preflight;
@@ -36,7 +37,7 @@ use manifest::Manifest;
 use signing::Signer;
 
 /// Stages still to be written; a rehearsal stops before them and says so.
-const NOT_YET: &[&str] = &["attest", "publish"];
+const NOT_YET: &[&str] = &["publish"];
 
 /// What a finished run produced.
 pub struct Report {
@@ -50,20 +51,44 @@ pub fn release(ctx: &Context, signer: &mut Signer) -> Result<Report> {
     if ctx.mode == Mode::Real && !NOT_YET.is_empty() {
         return Err(Error::Preflight(format!(
             "a real release needs stages this xrelease does not have yet ({}): nothing would be \
-             attested or published; rehearse with --dry-run",
+             published; rehearse with --dry-run",
             NOT_YET.join(", ")
         )));
     }
     stage::preflight::run(ctx)?; //  git tree, tag at HEAD, toolchains and linkers, pre-release checks
+    let (repository, ci) = (
+        ctx.repository().unwrap_or_default(),
+        stage::attest::Ci::from_env(),
+    );
     let mut manifest = stage::build::run(ctx)?; //  cargo build per target and package → dist/<tag>/
     let dist = &ctx.dist;
     stage::sbom::run(dist, &ctx.workspace.metadata, &mut manifest)?; //  one CycloneDX SBOM per binary
     stage::checksums::run(dist, &mut manifest)?; //  SHA256SUMS over binaries and SBOMs
     stage::sign::run(dist, &mut manifest, signer)?; //  signature + bundle over SHA256SUMS
+    stage::attest::run(
+        dist,
+        &mut manifest,
+        signer,
+        &attest_inputs(ctx, &repository, &ci),
+    )?; //  SLSA provenance, SBOM attestations
     manifest.write(dist)?;
     let verified = stage::verify::run(dist, &manifest, &signer.policy(), &ctx.expect(), &ctx.ui)?; //  the gate
     Ok(Report {
         manifest: verified.manifest().clone(),
         stopped_before: NOT_YET,
     })
+}
+
+fn attest_inputs<'a>(
+    ctx: &'a Context,
+    repository: &'a str,
+    ci: &'a stage::attest::Ci,
+) -> stage::attest::Inputs<'a> {
+    stage::attest::Inputs {
+        repository,
+        workspace_root: &ctx.workspace.root,
+        profile: "release",
+        started_on: ctx.started_on.clone(),
+        ci,
+    }
 }

@@ -116,7 +116,7 @@ fn the_dry_run_names_the_stages_not_yet_implemented() {
     let (_, outcome) = basic_release();
     outcome
         .success()
-        .stdout_has("verified; not yet implemented: attest, publish");
+        .stdout_has("verified; not yet implemented: publish");
 }
 
 // ---- plan -----------------------------------------------------------------------------------
@@ -589,15 +589,17 @@ fn two_runs_give_identical_binaries_and_sboms() {
     let mut compared = 0;
     for entry in std::fs::read_dir(&first).unwrap() {
         let name = entry.unwrap().file_name().to_string_lossy().into_owned();
-        if name == "manifest.json" {
-            continue; // it records timings
+        // Binaries, SBOMs and their sums are reproducible; signatures (a throwaway key per
+        // rehearsal), provenance (timestamps) and the manifest (timings) are per run.
+        if !(name.contains("-linux-") && !name.contains(".intoto.") || name == "SHA256SUMS") {
+            continue;
         }
         let a = std::fs::read(first.join(&name)).unwrap();
         let b = std::fs::read(second.join(&name)).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(a == b, "{name} differs between two runs");
         compared += 1;
     }
-    assert_eq!(compared, 12);
+    assert_eq!(compared, 13);
 }
 
 #[test]
@@ -990,9 +992,11 @@ fn tamper_the_wrong_public_key_is_given() {
         &other,
         "signature SHA256SUMS.sig: the signature does not verify",
     );
+    // Everything signed fails; nothing about the files themselves does.
+    let signed = ["signature ", "attestation ", "provenance ", "sbom-attest "];
     assert!(
-        failures.iter().all(|f| f.starts_with("signature ")),
-        "only the signature checks fail: {failures:?}"
+        failures.iter().all(|f| signed.iter().any(|p| f.starts_with(p))),
+        "only signature checks fail: {failures:?}"
     );
 }
 
@@ -1013,7 +1017,7 @@ const PASSWORD: &str = "hunter2-Zq9-not-in-any-output";
 /// A config outside the fixture that signs with `key` (plus this machine's overrides beside it).
 fn key_config(fixture: &Fixture, dir: &std::path::Path, key: &str) -> std::path::PathBuf {
     let config = dir.join("release.toml");
-    std::fs::write(&config, format!("[release]\nexclude-bins = [\"app-secret\"]\n\n[sign]\nmode = \"key\"\nkey = \"{key}\"\n")).unwrap();
+    std::fs::write(&config, format!("[release]\nexclude-bins = [\"app-secret\"]\n\n[sign]\nmode = \"key\"\nkey = \"{key}\"\n\n[github]\nrepository = \"fixture/basic\"\n")).unwrap();
     if fixture.path("release.local.toml").exists() {
         std::fs::copy(
             fixture.path("release.local.toml"),
@@ -1219,4 +1223,524 @@ fn a_wrong_or_missing_key_password_stops_the_release_before_building() {
         ])
         .run();
     no_key.code(2).stderr_has("COSIGN_PASSWORD");
+}
+
+// ---- attestations: SLSA provenance and SBOM attestations in DSSE envelopes -----------------
+
+/// A release signed with a key the tests hold, so that tampered statements can be re-signed
+/// with the right key (and fail on content, not on the signature).
+fn keyed_release() -> &'static (tempfile::TempDir, std::path::PathBuf) {
+    static KEYED: std::sync::OnceLock<(tempfile::TempDir, std::path::PathBuf)> =
+        std::sync::OnceLock::new();
+    KEYED.get_or_init(|| {
+        let (fixture, outcome) = basic_release();
+        outcome.success();
+        let keys = tempfile::tempdir().unwrap();
+        let prefix = keys.path().join("release");
+        fixture
+            .xrelease(&["keygen", "--output-prefix", prefix.to_str().unwrap()])
+            .env("COSIGN_PASSWORD", PASSWORD)
+            .run()
+            .success();
+        let config = key_config(fixture, keys.path(), "release.key");
+        fixture
+            .xrelease(&[
+                "release",
+                "v1.0.0",
+                "--dry-run",
+                "--real-signing",
+                "--quiet",
+                "--dist",
+                "dist/keyed-attest",
+            ])
+            .env("COSIGN_PASSWORD", PASSWORD)
+            .run_with_config(&config)
+            .success();
+        (keys, fixture.path("dist/keyed-attest"))
+    })
+}
+
+fn keyed_copy() -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    xrelease::signing::key::PrivateKey,
+) {
+    let (keys, dist) = keyed_release();
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().join("release");
+    copy_tree(dist, &dir);
+    let key = xrelease::signing::key::PrivateKey::read_encrypted(
+        &keys.path().join("release.key"),
+        &PASSWORD.into(),
+    )
+    .unwrap();
+    (scratch, dir, key)
+}
+
+fn read_envelope(path: &std::path::Path) -> (serde_json::Value, serde_json::Value) {
+    use base64::Engine as _;
+    let envelope: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(envelope["payload"].as_str().unwrap())
+        .unwrap();
+    (envelope.clone(), serde_json::from_slice(&payload).unwrap())
+}
+
+/// Rewrites the statement of an envelope file and signs it again with `key` (as payloadType `ty`).
+fn resign(
+    path: &std::path::Path,
+    key: &xrelease::signing::key::PrivateKey,
+    ty: &str,
+    edit: impl FnOnce(&mut serde_json::Value),
+) {
+    let (_, mut statement) = read_envelope(path);
+    edit(&mut statement);
+    let envelope = xrelease::signing::dsse::Envelope::sign(
+        ty,
+        &serde_json::to_vec(&statement).unwrap(),
+        key,
+        "",
+    );
+    std::fs::write(
+        path,
+        format!("{}\n", serde_json::to_string(&envelope).unwrap()),
+    )
+    .unwrap();
+}
+
+const IN_TOTO: &str = "application/vnd.in-toto+json";
+
+fn verify_with(dir: &std::path::Path, extra: &[&str]) -> (i32, serde_json::Value) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_xrelease"))
+        .arg("verify")
+        .arg(dir)
+        .arg("--key")
+        .arg(dir.join("cosign.pub"))
+        .arg("--json")
+        .args(extra)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        serde_json::from_slice(&out.stdout).unwrap(),
+    )
+}
+
+#[track_caller]
+fn assert_attest_fails(dir: &std::path::Path, extra: &[&str], expected: &str) -> Vec<String> {
+    let (code, report) = verify_with(dir, extra);
+    let failures = failed(&report);
+    assert_eq!(code, 3, "{failures:?}");
+    assert!(
+        failures.iter().any(|f| f.starts_with(expected)),
+        "expected `{expected}…`, got {failures:?}"
+    );
+    failures
+}
+
+#[test]
+fn the_provenance_envelope_verifies_with_openssl_over_an_independent_pae() {
+    use base64::Engine as _;
+    let (_s, dir, _) = keyed_copy();
+    let (envelope, _) = read_envelope(&dir.join("provenance.intoto.jsonl"));
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let body = b64.decode(envelope["payload"].as_str().unwrap()).unwrap();
+    let ty = envelope["payloadType"].as_str().unwrap();
+    assert_eq!(ty, IN_TOTO);
+    // DSSE v1 pre-authentication encoding, built here from the spec, not by xrelease.
+    let mut pae = format!("DSSEv1 {} {} {} ", ty.len(), ty, body.len()).into_bytes();
+    pae.extend_from_slice(&body);
+    std::fs::write(dir.join("pae.bin"), &pae).unwrap();
+    std::fs::write(
+        dir.join("pae.sig"),
+        envelope["signatures"][0]["sig"].as_str().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        openssl_verify(&dir, "cosign.pub", "pae.sig", "pae.bin"),
+        "Verified OK"
+    );
+    // The same bytes with the payload changed do not verify.
+    let mut bad = pae.clone();
+    let last = bad.len() - 2;
+    bad[last] ^= 1;
+    std::fs::write(dir.join("pae.bin"), &bad).unwrap();
+    assert_ne!(
+        openssl_verify(&dir, "cosign.pub", "pae.sig", "pae.bin"),
+        "Verified OK"
+    );
+}
+
+/// The in-toto attestation framework's own Python bindings parse a statement (and, for SLSA,
+/// its predicate) with unknown fields rejected: "ok" or the parser's complaint.
+fn in_toto_parse(statement: &serde_json::Value) -> String {
+    let script = r#"
+import json, sys
+from google.protobuf import json_format
+from in_toto_attestation.v1 import statement_pb2
+from in_toto_attestation.v1.statement import Statement
+from in_toto_attestation.predicates.provenance.v1 import provenance_pb2
+try:
+    doc = json.load(sys.stdin)
+    pb = json_format.ParseDict(doc, statement_pb2.Statement())
+    Statement.copy_from_pb(pb).validate()
+    if doc["predicateType"] == "https://slsa.dev/provenance/v1":
+        json_format.ParseDict(doc["predicate"], provenance_pb2.Provenance())
+    print("ok")
+except Exception as e:
+    print("rejected: " + str(e).replace("\n", " ")[:300])
+"#;
+    use std::io::Write;
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(statement.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "in-toto-attestation is missing (scripts/setup.sh): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn statements_parse_with_the_in_toto_attestation_bindings() {
+    let (_s, dir, _) = keyed_copy();
+    let (_, provenance) = read_envelope(&dir.join("provenance.intoto.jsonl"));
+    assert_eq!(in_toto_parse(&provenance), "ok");
+    let (_, sbom) = read_envelope(&dir.join("app-1.0.0-linux-arm64.cdx.intoto.jsonl"));
+    assert_eq!(in_toto_parse(&sbom), "ok");
+    // The parser can refuse: an unknown field in the SLSA predicate.
+    let mut bad = provenance.clone();
+    bad["predicate"]["runDetails"]["surprise"] = true.into();
+    assert!(
+        in_toto_parse(&bad).starts_with("rejected"),
+        "{}",
+        in_toto_parse(&bad)
+    );
+}
+
+#[test]
+fn provenance_names_the_source_build_and_every_binary() {
+    let (_s, dir, _) = keyed_copy();
+    let (_, p) = read_envelope(&dir.join("provenance.intoto.jsonl"));
+    assert_eq!(p["_type"], "https://in-toto.io/Statement/v1");
+    assert_eq!(p["predicateType"], "https://slsa.dev/provenance/v1");
+    let names: Vec<&str> = p["subject"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 6);
+    for s in p["subject"].as_array().unwrap() {
+        let bytes = std::fs::read(dir.join(s["name"].as_str().unwrap())).unwrap();
+        assert_eq!(s["digest"]["sha256"].as_str().unwrap(), sha256_hex(&bytes));
+    }
+    let def = &p["predicate"]["buildDefinition"];
+    assert_eq!(
+        def["buildType"],
+        "https://github.com/xrelease/xrelease/buildtypes/cargo-release/v1"
+    );
+    assert_eq!(
+        def["externalParameters"]["repository"],
+        "https://github.com/fixture/basic"
+    );
+    assert_eq!(def["externalParameters"]["ref"], "refs/tags/v1.0.0");
+    assert_eq!(def["externalParameters"]["tag"], "v1.0.0");
+    assert!(
+        def["externalParameters"].get("workflow").is_none(),
+        "no workflow outside GitHub Actions"
+    );
+    assert_eq!(def["internalParameters"]["profile"], "release");
+    assert_eq!(
+        def["internalParameters"]["targets"],
+        serde_json::json!(["aarch64-unknown-linux-gnu", AMD64])
+    );
+    assert!(
+        def["internalParameters"]["toolchains"][AMD64]["rustc"]
+            .as_str()
+            .unwrap()
+            .starts_with("rustc ")
+    );
+    let deps = def["resolvedDependencies"].as_array().unwrap();
+    assert_eq!(
+        deps[0]["uri"],
+        "git+https://github.com/fixture/basic@refs/tags/v1.0.0"
+    );
+    let (fixture, _) = basic_release();
+    assert_eq!(
+        deps[0]["digest"]["gitCommit"].as_str().unwrap(),
+        fixture.git(&["rev-parse", "HEAD"])
+    );
+    assert_eq!(deps[1]["name"], "Cargo.lock");
+    assert_eq!(
+        deps[1]["digest"]["sha256"].as_str().unwrap(),
+        sha256_hex(fixture.read("Cargo.lock").as_bytes())
+    );
+    let run = &p["predicate"]["runDetails"];
+    assert_eq!(
+        run["builder"]["id"],
+        format!(
+            "https://github.com/xrelease/xrelease/builders/local@v{}",
+            env!("CARGO_PKG_VERSION")
+        )
+    );
+    assert!(
+        run["metadata"]["invocationId"]
+            .as_str()
+            .unwrap()
+            .starts_with("urn:uuid:")
+    );
+    assert!(
+        run["metadata"]["startedOn"].as_str().unwrap()
+            <= run["metadata"]["finishedOn"].as_str().unwrap()
+    );
+}
+
+#[test]
+fn github_actions_context_feeds_the_provenance() {
+    let (fixture, outcome) = basic_release();
+    outcome.success();
+    let vars = [
+        ("GITHUB_ACTIONS", "true"),
+        ("GITHUB_REPOSITORY", "fixture/basic"),
+        ("GITHUB_REF", "refs/tags/v1.0.0"),
+        (
+            "GITHUB_WORKFLOW_REF",
+            "fixture/basic/.github/workflows/release.yml@refs/tags/v1.0.0",
+        ),
+        ("GITHUB_SERVER_URL", "https://github.com"),
+        ("GITHUB_RUN_ID", "4242"),
+        ("GITHUB_RUN_ATTEMPT", "2"),
+        ("GITHUB_EVENT_NAME", "push"),
+        ("GITHUB_REPOSITORY_ID", "123456"),
+        ("GITHUB_REPOSITORY_OWNER_ID", "7890"),
+        ("RUNNER_ENVIRONMENT", "github-hosted"),
+    ];
+    let mut run = fixture.xrelease(&[
+        "release",
+        "v1.0.0",
+        "--dry-run",
+        "--quiet",
+        "--dist",
+        "dist/actions",
+    ]);
+    for (k, v) in vars {
+        run = run.env(k, v);
+    }
+    run.run().success();
+    let (_, p) = read_envelope(&fixture.path("dist/actions/provenance.intoto.jsonl"));
+    let def = &p["predicate"]["buildDefinition"];
+    assert_eq!(
+        def["externalParameters"]["workflow"],
+        serde_json::json!({"ref": "refs/tags/v1.0.0", "repository": "https://github.com/fixture/basic", "path": ".github/workflows/release.yml"})
+    );
+    assert_eq!(
+        def["internalParameters"]["github"],
+        serde_json::json!({"event_name": "push", "repository_id": "123456", "repository_owner_id": "7890", "runner_environment": "github-hosted"})
+    );
+    let run = &p["predicate"]["runDetails"];
+    assert_eq!(
+        run["builder"]["id"],
+        "https://github.com/fixture/basic/.github/workflows/release.yml@refs/tags/v1.0.0"
+    );
+    assert_eq!(
+        run["metadata"]["invocationId"],
+        "https://github.com/fixture/basic/actions/runs/4242/attempts/2"
+    );
+}
+
+#[test]
+fn the_key_signed_release_passes_every_attestation_check() {
+    let (_s, dir, _) = keyed_copy();
+    let (code, report) = verify_with(&dir, &["--repo", "fixture/basic", "--tag", "v1.0.0"]);
+    assert_eq!((code, failed(&report)), (0, vec![]));
+    let kinds: std::collections::BTreeSet<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["check"].as_str().unwrap())
+        .collect();
+    for kind in ["attestation", "provenance", "sbom-attest"] {
+        assert!(kinds.contains(kind), "{kinds:?}");
+    }
+}
+
+#[test]
+fn tamper_provenance_payload_edited_with_the_old_signature() {
+    let (_s, dir, _) = keyed_copy();
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let path = dir.join("provenance.intoto.jsonl");
+    let (mut envelope, mut statement) = read_envelope(&path);
+    statement["subject"][0]["digest"]["sha256"] = "0".repeat(64).into();
+    envelope["payload"] = b64.encode(serde_json::to_vec(&statement).unwrap()).into();
+    std::fs::write(&path, format!("{envelope}\n")).unwrap();
+    let failures = assert_attest_fails(&dir, &[], "attestation provenance.intoto.jsonl: line 1: ");
+    assert!(
+        failures
+            .iter()
+            .any(|f| f.starts_with("provenance subjects: not checked")),
+        "{failures:?}"
+    );
+}
+
+#[test]
+fn tamper_provenance_signed_by_another_key() {
+    let (_s, dir, _) = keyed_copy();
+    let other = xrelease::signing::key::PrivateKey::generate().unwrap();
+    resign(
+        &dir.join("provenance.intoto.jsonl"),
+        &other,
+        IN_TOTO,
+        |_| {},
+    );
+    assert_attest_fails(&dir, &[], "attestation provenance.intoto.jsonl: line 1: ");
+}
+
+#[test]
+fn tamper_provenance_subjects_changed_dropped_or_added() {
+    type Edit = fn(&mut serde_json::Value);
+    let edits: [(&str, Edit); 3] = [
+        ("changed", |s| {
+            s["subject"][1]["digest"]["sha256"] = "1".repeat(64).into()
+        }),
+        ("dropped", |s| {
+            s["subject"].as_array_mut().unwrap().remove(2);
+        }),
+        ("added", |s| {
+            s["subject"]
+                .as_array_mut()
+                .unwrap()
+                .push(serde_json::json!({"name": "evil", "digest": {"sha256": "2".repeat(64)}}))
+        }),
+    ];
+    for (what, edit) in edits {
+        // Re-signed by another key: the signature check catches it.
+        let (_s, dir, _) = keyed_copy();
+        resign(
+            &dir.join("provenance.intoto.jsonl"),
+            &xrelease::signing::key::PrivateKey::generate().unwrap(),
+            IN_TOTO,
+            edit,
+        );
+        assert_attest_fails(&dir, &[], "attestation provenance.intoto.jsonl");
+        // Re-signed by the right key: the signature holds, the subject check must catch it.
+        let (_s, dir, key) = keyed_copy();
+        resign(&dir.join("provenance.intoto.jsonl"), &key, IN_TOTO, edit);
+        let failures = assert_attest_fails(&dir, &[], "provenance subjects: ");
+        assert!(
+            !failures
+                .iter()
+                .any(|f| f.starts_with("attestation provenance")),
+            "{what}: {failures:?}"
+        );
+    }
+}
+
+#[test]
+fn tamper_provenance_for_another_tag_or_repository() {
+    let (_s, dir, key) = keyed_copy();
+    // Asked about another tag or repository, the genuine provenance does not match.
+    assert_attest_fails(
+        &dir,
+        &["--tag", "v2.0.0"],
+        "provenance source: the provenance is for tag v1.0.0, expected v2.0.0",
+    );
+    assert_attest_fails(
+        &dir,
+        &["--repo", "someone/else"],
+        "provenance source: the provenance names https://github.com/fixture/basic",
+    );
+    // A provenance (validly signed) that names another tag or repository is refused.
+    resign(&dir.join("provenance.intoto.jsonl"), &key, IN_TOTO, |s| {
+        s["predicate"]["buildDefinition"]["externalParameters"]["tag"] = "v0.9.0".into();
+    });
+    assert_attest_fails(
+        &dir,
+        &["--tag", "v1.0.0"],
+        "provenance source: the provenance is for tag v0.9.0",
+    );
+    let (_s, dir, key) = keyed_copy();
+    resign(&dir.join("provenance.intoto.jsonl"), &key, IN_TOTO, |s| {
+        s["predicate"]["buildDefinition"]["externalParameters"]["repository"] =
+            "https://github.com/someone/else".into();
+    });
+    assert_attest_fails(
+        &dir,
+        &["--repo", "fixture/basic"],
+        "provenance source: the provenance names https://github.com/someone/else",
+    );
+}
+
+#[test]
+fn tamper_sbom_attestation_for_another_binary() {
+    let (_s, dir, key) = keyed_copy();
+    let digest = sha256_hex(&std::fs::read(dir.join("app-1.0.0-linux-arm64")).unwrap());
+    resign(
+        &dir.join("app-1.0.0-linux-amd64.cdx.intoto.jsonl"),
+        &key,
+        IN_TOTO,
+        |s| {
+            s["subject"] = serde_json::json!([{"name": "app-1.0.0-linux-arm64", "digest": {"sha256": digest}}]);
+        },
+    );
+    assert_attest_fails(
+        &dir,
+        &[],
+        "sbom-attest app-1.0.0-linux-amd64.cdx.intoto.jsonl: the subject must be app-1.0.0-linux-amd64",
+    );
+}
+
+#[test]
+fn tamper_sbom_attestation_predicate_differs_from_the_sbom() {
+    let (_s, dir, key) = keyed_copy();
+    resign(
+        &dir.join("other-1.0.0-linux-arm64.cdx.intoto.jsonl"),
+        &key,
+        IN_TOTO,
+        |s| {
+            s["predicate"]["components"].as_array_mut().unwrap().pop();
+        },
+    );
+    assert_attest_fails(
+        &dir,
+        &[],
+        "sbom-attest other-1.0.0-linux-arm64.cdx.intoto.jsonl: the attested SBOM differs",
+    );
+}
+
+#[test]
+fn tamper_payload_type_changed() {
+    let (_s, dir, key) = keyed_copy();
+    // Re-signed over the new type, so only the payloadType rule can catch it.
+    resign(
+        &dir.join("provenance.intoto.jsonl"),
+        &key,
+        "application/json",
+        |_| {},
+    );
+    assert_attest_fails(
+        &dir,
+        &[],
+        "attestation provenance.intoto.jsonl: line 1: payloadType is `application/json`",
+    );
 }

@@ -67,6 +67,11 @@ impl Signer {
         }
     }
 
+    /// Keyless signatures come with a certificate and a transparency-log entry per signature.
+    pub fn is_keyless(&self) -> bool {
+        false
+    }
+
     pub fn public_key(&self) -> Option<PublicKey> {
         match self {
             Signer::Key { key, .. } => Some(key.public_key()),

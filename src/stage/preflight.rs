@@ -13,6 +13,13 @@ use crate::shell::{Shell, find_program};
 
 pub fn run(ctx: &Context) -> Result<()> {
     check_git(ctx)?;
+    if ctx.repository().is_none() {
+        return Err(Error::Preflight(
+            "cannot tell which GitHub repository this is (the provenance names it): set `[github] repository = \"OWNER/REPO\"` \
+             in release.toml, or GITHUB_REPOSITORY, or add a github.com `origin` remote"
+                .into(),
+        ));
+    }
     let problems: Vec<String> = ctx
         .plan
         .targets(&ctx.config)

@@ -15,6 +15,8 @@ use crate::signing::bundle::Bundle;
 use crate::signing::key::PublicKey;
 use crate::stage::checksums;
 
+mod attestations;
+
 /// Who must have signed the release.
 #[derive(Debug, Clone)]
 pub enum Policy {
@@ -90,7 +92,7 @@ fn keep_bytes(path: &Path) -> bool {
     is_metadata_file(name) || name.ends_with(".cdx.json")
 }
 
-struct Checks(Vec<Check>);
+pub(crate) struct Checks(Vec<Check>);
 
 impl Checks {
     fn add(
@@ -112,7 +114,7 @@ impl Checks {
     }
 }
 
-pub fn verify(dir: &Path, policy: &Policy, _expect: &Expect) -> Report {
+pub fn verify(dir: &Path, policy: &Policy, expect: &Expect) -> Report {
     let mut checks = Checks(Vec::new());
     let mut files: BTreeMap<String, Option<Vec<u8>>> = BTreeMap::new();
     let mut digests = BTreeMap::new();
@@ -149,6 +151,7 @@ pub fn verify(dir: &Path, policy: &Policy, _expect: &Expect) -> Report {
     let sums = check_sums(&mut checks, &files, &digests);
     check_signature(&mut checks, policy, &files);
     check_sboms(&mut checks, &files, &digests, &sums);
+    attestations::check(&mut checks, policy, &files, &sums, expect);
 
     let checks = checks.0;
     let passed = checks.iter().filter(|c| c.passed).count();
