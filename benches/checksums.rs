@@ -76,7 +76,11 @@ fn main() {
             let sums = std::fs::read(dir.join("SHA256SUMS")).unwrap();
             std::fs::write(dir.join("SHA256SUMS.sig"), key.sign_base64(&sums)).unwrap();
             let bundle = xrelease::signing::bundle::Bundle::sign_blob(&sums, &key);
-            std::fs::write(dir.join("SHA256SUMS.sigstore.json"), bundle.to_json().unwrap()).unwrap();
+            std::fs::write(
+                dir.join("SHA256SUMS.sigstore.json"),
+                bundle.to_json().unwrap(),
+            )
+            .unwrap();
         }
         let policy = xrelease::verify::Policy::Key(key.public_key());
         verify.push(time(|| {

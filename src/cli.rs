@@ -80,10 +80,19 @@ enum Command {
         #[arg(long, value_name = "PREFIX", default_value = "cosign")]
         output_prefix: PathBuf,
     },
+    /// Write a commented release.toml (if absent) and .github/workflows/release.yml
+    Init {
+        /// Replace an existing workflow that differs from what release.toml generates
+        #[arg(long)]
+        force: bool,
+    },
     /// Check the toolchain, linker and runner of every target; `--fix` installs what it can
     Doctor {
         #[arg(long)]
         fix: bool,
+        /// Only this target (a CI runner prepares its own)
+        #[arg(long, value_name = "TRIPLE")]
+        target: Option<String>,
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
@@ -213,8 +222,31 @@ fn run(dir: &Path, command: Command) -> Result<i32> {
             );
             Ok(exit::OK)
         }
-        Command::Doctor { fix, config } => {
-            let config = context::load_config(dir, config.as_deref())?;
+        Command::Init { force } => {
+            let repository = std::env::var("GITHUB_REPOSITORY").ok().or_else(|| {
+                crate::shell::Shell::new(dir)
+                    .ok()
+                    .and_then(|sh| crate::git::Git::new(&sh).github_remote())
+            });
+            for file in crate::init::run(dir, repository, force)? {
+                println!("wrote {file}");
+            }
+            Ok(exit::OK)
+        }
+        Command::Doctor {
+            fix,
+            config,
+            target,
+        } => {
+            let mut config = context::load_config(dir, config.as_deref())?;
+            if let Some(triple) = target {
+                config.targets.retain(|t| t.triple == triple);
+                if config.targets.is_empty() {
+                    return Err(Error::Config(format!(
+                        "`{triple}` is not one of release.toml's targets"
+                    )));
+                }
+            }
             let ready = crate::doctor::run(dir, &config, fix, &Ui::new(false))?;
             Ok(if ready { exit::OK } else { exit::FAILURE })
         }

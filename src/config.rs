@@ -51,6 +51,8 @@ pub struct Toolchain {
     pub runner: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
+    /// The GitHub Actions runner that builds this target (default: a native one).
+    pub ci_runner: Option<String>,
 }
 
 impl Toolchain {
@@ -64,6 +66,9 @@ impl Toolchain {
         }
         if other.runner.is_some() {
             self.runner = other.runner;
+        }
+        if other.ci_runner.is_some() {
+            self.ci_runner = other.ci_runner;
         }
         self.env.extend(other.env);
     }
@@ -425,6 +430,7 @@ rustc = "/usr/bin/rustc"
 linker = "aarch64-linux-gnu-gcc"
 runner = "qemu-aarch64-static -L /usr/aarch64-linux-gnu"
 env = { FOO = "bar" }
+ci-runner = "ubuntu-24.04"
 
 [sbom]
 spec-version = "1.5"

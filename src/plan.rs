@@ -27,6 +27,8 @@ pub struct Plan {
 pub struct TargetPlan {
     pub target: String,
     pub platform: String,
+    /// The GitHub Actions runner for this target's build job.
+    pub runner: String,
     pub packages: Vec<String>,
 }
 
@@ -187,6 +189,10 @@ pub fn plan(config: &Config, workspace: &Workspace, tag: &Tag) -> Result<Plan> {
         .map(|t| TargetPlan {
             target: t.triple.clone(),
             platform: t.platform.clone(),
+            runner: config
+                .toolchain(t)
+                .ci_runner
+                .unwrap_or_else(|| crate::platform::default_ci_runner(&t.triple).to_string()),
             packages: packages.iter().map(|p| p.to_string()).collect(),
         })
         .collect();
@@ -266,6 +272,12 @@ mod tests {
         );
         assert_eq!(p.include.len(), 2);
         assert_eq!(p.include[0].packages, ["app", "other"]);
+        // Each target builds on a native runner unless release.toml says otherwise.
+        assert_eq!(p.include[0].runner, "ubuntu-24.04");
+        assert_eq!(p.include[1].runner, "ubuntu-24.04-arm");
+        let cross = config("[target.aarch64-unknown-linux-gnu]\nci-runner = \"ubuntu-24.04\"\n");
+        let p = plan(&cross, &sample(), &"v1.0.0".parse().unwrap()).unwrap();
+        assert_eq!(p.include[1].runner, "ubuntu-24.04");
         // corelib is lib-only and at another version: it is not released, so it is not checked.
     }
 

@@ -45,6 +45,17 @@ impl Target {
     }
 }
 
+/// The GitHub Actions runner that builds a target natively by default.
+pub fn default_ci_runner(triple: &str) -> &'static str {
+    match triple {
+        t if t.starts_with("aarch64-") && t.contains("-linux-") => "ubuntu-24.04-arm",
+        "x86_64-apple-darwin" => "macos-13",
+        t if t.ends_with("-apple-darwin") => "macos-14",
+        t if t.ends_with("-windows-msvc") => "windows-2022",
+        _ => "ubuntu-24.04",
+    }
+}
+
 pub fn known_triples() -> impl Iterator<Item = &'static str> {
     KNOWN.iter().map(|(t, _, _)| *t)
 }

@@ -1746,3 +1746,208 @@ fn tamper_payload_type_changed() {
         "attestation provenance.intoto.jsonl: line 1: payloadType is `application/json`",
     );
 }
+
+// ---- the release workflow, `xrelease init` -------------------------------------------------
+
+fn lint_workflows(files: &[std::path::PathBuf]) -> (bool, String, bool, String) {
+    let actionlint = std::process::Command::new("actionlint")
+        .args(files)
+        .output()
+        .expect("actionlint is installed (scripts/setup.sh)");
+    let dir = files[0].parent().unwrap();
+    let zizmor = std::process::Command::new("zizmor")
+        .args(["--offline", "--no-progress", "--min-severity", "medium"])
+        .arg(dir)
+        .output()
+        .expect("zizmor is installed (scripts/setup.sh)");
+    (
+        actionlint.status.success(),
+        String::from_utf8_lossy(&actionlint.stdout).into_owned(),
+        zizmor.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&zizmor.stdout),
+            String::from_utf8_lossy(&zizmor.stderr)
+        ),
+    )
+}
+
+/// The workflow as data, through Python's YAML parser: jobs, permissions, every `uses:`.
+fn workflow_facts(path: &std::path::Path) -> serde_json::Value {
+    let script = r#"
+import json, sys, yaml
+doc = yaml.safe_load(open(sys.argv[1]))
+uses = []
+for job in doc["jobs"].values():
+    for step in job.get("steps", []):
+        if "uses" in step:
+            uses.append(step["uses"])
+print(json.dumps({
+    "on": sorted(doc[True].keys()),
+    "permissions": doc.get("permissions"),
+    "concurrency": doc.get("concurrency"),
+    "jobs": {name: job.get("permissions") for name, job in doc["jobs"].items()},
+    "uses": uses,
+}))
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "not YAML? {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn this_repos_workflows_pass_actionlint_and_zizmor() {
+    let files = [
+        repo_root().join(".github/workflows/release.yml"),
+        repo_root().join(".github/workflows/ci.yml"),
+    ];
+    let (ok, out, zok, zout) = lint_workflows(&files);
+    assert!(ok, "actionlint: {out}");
+    assert!(zok && zout.contains("No findings"), "zizmor: {zout}");
+}
+
+#[test]
+fn the_linters_can_fail() {
+    let scratch = tempfile::tempdir().unwrap();
+    let bad = scratch.path().join("bad.yml");
+    std::fs::write(
+        &bad,
+        "on: pull_request_target\npermissions: write-all\njobs:\n  x:\n    runs-on: ubuntu-24.04\n    steps:\n      - uses: actions/checkout@v4\n      - run: echo ${{ github.event.pull_request.title }}\n",
+    )
+    .unwrap();
+    let (_, _, zok, zout) = lint_workflows(&[bad]);
+    assert!(
+        !zok,
+        "zizmor must flag an unpinned, over-privileged pull_request_target workflow: {zout}"
+    );
+    let typo = scratch.path().join("typo.yml");
+    std::fs::write(&typo, "on: push\njobs:\n  x:\n    runs-on: ubuntu-24.04\n    steps:\n      - run: echo ${{ github.nope }}\n").unwrap();
+    let (ok2, out2, _, _) = lint_workflows(&[typo]);
+    assert!(
+        !ok2,
+        "actionlint must flag an unknown context property: {out2}"
+    );
+}
+
+#[test]
+fn the_release_workflow_pins_actions_and_scopes_permissions() {
+    let facts = workflow_facts(&repo_root().join(".github/workflows/release.yml"));
+    assert_eq!(
+        facts["on"],
+        serde_json::json!(["push", "workflow_dispatch"])
+    );
+    assert_eq!(
+        facts["permissions"],
+        serde_json::json!({"contents": "read"})
+    );
+    assert!(
+        facts["concurrency"]["group"]
+            .as_str()
+            .unwrap()
+            .contains("github.ref_name"),
+        "one group per tag"
+    );
+    let uses = facts["uses"].as_array().unwrap();
+    assert!(!uses.is_empty());
+    for u in uses {
+        let (_, rev) = u.as_str().unwrap().split_once('@').unwrap();
+        assert!(
+            rev.len() == 40 && rev.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{u} is not pinned to a commit"
+        );
+    }
+    let jobs = facts["jobs"].as_object().unwrap();
+    assert_eq!(
+        jobs.keys().collect::<Vec<_>>(),
+        ["build", "plan", "release"]
+    );
+    for (name, permissions) in jobs {
+        if name == "release" {
+            assert_eq!(
+                permissions,
+                &serde_json::json!({"contents": "write", "id-token": "write", "attestations": "write"})
+            );
+        } else {
+            assert_eq!(
+                permissions,
+                &serde_json::json!({"contents": "read"}),
+                "{name} must be read-only"
+            );
+        }
+    }
+    let text = std::fs::read_to_string(repo_root().join(".github/workflows/release.yml")).unwrap();
+    assert!(!text.contains("pull_request_target"));
+    // Every `uses:` line carries its version in a comment.
+    for line in text.lines().filter(|l| l.contains("uses: ")) {
+        assert!(line.contains(" # v"), "{line}");
+    }
+}
+
+#[test]
+fn the_committed_release_workflow_is_what_release_toml_generates() {
+    let root = repo_root();
+    let workspace = xrelease::workspace::Workspace::load(&root).unwrap();
+    let config = xrelease::config::load(&root.join("release.toml"), true).unwrap();
+    let invocation = xrelease::init::Invocation::detect(&workspace);
+    assert_eq!(
+        invocation,
+        xrelease::init::Invocation::Xtask,
+        "this repo releases itself through cargo xtask"
+    );
+    let generated = xrelease::init::workflow(&config, &invocation).unwrap();
+    let committed = std::fs::read_to_string(root.join(".github/workflows/release.yml")).unwrap();
+    assert!(
+        generated == committed,
+        "release.yml is stale: run `cargo xtask init --force` and commit it"
+    );
+}
+
+#[test]
+fn init_writes_a_commented_config_and_a_workflow_that_lint_clean() {
+    let fixture = Fixture::new("basic");
+    std::fs::remove_file(fixture.path("release.toml")).unwrap();
+    let out = fixture
+        .xrelease(&["init"])
+        .env("GITHUB_REPOSITORY", "fixture/basic")
+        .run();
+    out.success()
+        .stdout_has("wrote release.toml")
+        .stdout_has("wrote .github/workflows/release.yml");
+    let config = fixture.read("release.toml");
+    assert!(
+        config.contains("# xrelease configuration")
+            && config.contains("repository = \"fixture/basic\""),
+        "{config}"
+    );
+    xrelease::config::load(&fixture.path("release.toml"), true).expect("the written config parses");
+    let workflow = fixture.read(".github/workflows/release.yml");
+    assert!(
+        workflow.contains("cargo install --locked xrelease --version"),
+        "no xtask here: install xrelease"
+    );
+    assert!(
+        workflow.contains("${{ matrix.target }}"),
+        "GitHub expressions pass through the template"
+    );
+    let (ok, out, zok, zout) = lint_workflows(&[fixture.path(".github/workflows/release.yml")]);
+    assert!(ok, "actionlint: {out}");
+    assert!(zok, "zizmor: {zout}");
+    // A second run changes nothing; a hand-edited workflow is not overwritten without --force.
+    fixture.xrelease(&["init"]).run().success();
+    fixture.write(".github/workflows/release.yml", "name: mine\n");
+    fixture
+        .xrelease(&["init"])
+        .run()
+        .code(2)
+        .stderr_has("--force");
+    fixture.xrelease(&["init", "--force"]).run().success();
+    assert_eq!(fixture.read(".github/workflows/release.yml"), workflow);
+}
