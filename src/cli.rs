@@ -51,6 +51,37 @@ enum Command {
         #[arg(long, short)]
         quiet: bool,
     },
+    /// Build one target's share of a split release (a CI runner's job)
+    Build {
+        tag: Tag,
+        /// The target triple this runner builds
+        #[arg(long, value_name = "TRIPLE")]
+        target: String,
+        /// Where the share goes (default: dist/shares/<tag>/<target>/)
+        #[arg(long, value_name = "DIR")]
+        dist: Option<PathBuf>,
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Merge runners' shares, then SBOM, checksums, sign, attest, verify and publish
+    Assemble {
+        tag: Tag,
+        /// The share directories written by `xrelease build --target`
+        #[arg(required = true, value_name = "SHARE")]
+        shares: Vec<PathBuf>,
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long, requires = "dry_run")]
+        real_signing: bool,
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        #[arg(long, value_name = "DIR")]
+        dist: Option<PathBuf>,
+        #[arg(long, short)]
+        quiet: bool,
+    },
     /// Show what would be built and how it would be named (`--json`: the CI matrix)
     Plan {
         tag: Tag,
@@ -154,15 +185,65 @@ fn run(dir: &Path, command: Command) -> Result<i32> {
                 allow_dirty,
                 quiet,
             })?;
-            // The one place the mode is decided: rehearsals sign with a throwaway key unless
-            // --real-signing asks for the configured signer.
-            let mut signer = if dry_run && !real_signing {
-                Signer::throwaway()?
-            } else {
-                configured_signer(&ctx.config)?
-            };
-            ctx.ui.info(format!("signing with {}", signer.describe()));
+            let mut signer = choose_signer(&ctx, dry_run && !real_signing)?;
             let report = crate::release(&ctx, &mut signer)?;
+            print_summary(&ctx, &report);
+            Ok(exit::OK)
+        }
+        Command::Build {
+            tag,
+            target,
+            dist,
+            config,
+            quiet,
+        } => {
+            let dist = dist.unwrap_or_else(|| {
+                PathBuf::from("dist/shares")
+                    .join(tag.to_string())
+                    .join(&target)
+            });
+            // A share is only binaries: whether the tag exists is the assembling job's question.
+            let mut ctx = Context::load(Inputs {
+                dir,
+                config: config.as_deref(),
+                tag,
+                dist: Some(&dist),
+                mode: Mode::Rehearsal,
+                allow_dirty: false,
+                quiet,
+            })?;
+            ctx.plan.only_target(&target)?;
+            let manifest = crate::build_share(&ctx)?;
+            println!(
+                "{} share for {}: {} binaries in {}",
+                ctx.plan.tag,
+                target,
+                manifest.binaries().count(),
+                ctx.dist.display()
+            );
+            Ok(exit::OK)
+        }
+        Command::Assemble {
+            tag,
+            shares,
+            dry_run,
+            real_signing,
+            config,
+            dist,
+            quiet,
+        } => {
+            let ctx = Context::load(Inputs {
+                dir,
+                config: config.as_deref(),
+                tag,
+                dist: dist.as_deref(),
+                mode: if dry_run { Mode::Rehearsal } else { Mode::Real },
+                allow_dirty: false,
+                quiet,
+            })?;
+            let mut signer = choose_signer(&ctx, dry_run && !real_signing)?;
+            let shares: Vec<PathBuf> = shares.iter().map(|s| dir.join(s)).collect();
+            let report = crate::assemble(&ctx, &shares, &mut signer)?;
             print_summary(&ctx, &report);
             Ok(exit::OK)
         }
@@ -251,6 +332,18 @@ fn run(dir: &Path, command: Command) -> Result<i32> {
             Ok(if ready { exit::OK } else { exit::FAILURE })
         }
     }
+}
+
+/// The one place the signing mode is decided: rehearsals sign with a throwaway key unless
+/// --real-signing asks for the configured signer.
+fn choose_signer(ctx: &Context, throwaway: bool) -> Result<Signer> {
+    let signer = if throwaway {
+        Signer::throwaway()?
+    } else {
+        configured_signer(&ctx.config)?
+    };
+    ctx.ui.info(format!("signing with {}", signer.describe()));
+    Ok(signer)
 }
 
 fn configured_signer(config: &crate::config::Config) -> Result<Signer> {

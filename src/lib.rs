@@ -23,6 +23,7 @@ pub mod verify;
 pub mod workspace;
 
 pub mod stage {
+    pub mod assemble;
     pub mod attest;
     pub mod build;
     pub mod checksums;
@@ -49,20 +50,37 @@ pub struct Report {
 /// The release, in order. Plan is pure and already done by [`Context::load`]; the signer was
 /// chosen by the caller (a throwaway key for rehearsals), so no stage knows which mode it is in.
 pub fn release(ctx: &Context, signer: &mut Signer) -> Result<Report> {
-    if ctx.mode == Mode::Real && !NOT_YET.is_empty() {
-        return Err(Error::Preflight(format!(
-            "a real release needs stages this xrelease does not have yet ({}): nothing would be \
-             published; rehearse with --dry-run",
-            NOT_YET.join(", ")
-        )));
-    }
+    refuse_unfinished(ctx)?;
     stage::preflight::run(ctx)?; //  git tree, tag at HEAD, toolchains and linkers, pre-release checks
+    let manifest = stage::build::run(ctx)?; //  cargo build per target and package → dist/<tag>/
+    finish(ctx, manifest, signer)
+}
+
+/// One CI runner's share of a split release: the binaries of its targets and their manifest.
+pub fn build_share(ctx: &Context) -> Result<Manifest> {
+    stage::preflight::run(ctx)?;
+    stage::build::run(ctx)
+}
+
+/// A split release: merges the runners' shares, then continues as a single machine would.
+pub fn assemble(
+    ctx: &Context,
+    shares: &[std::path::PathBuf],
+    signer: &mut Signer,
+) -> Result<Report> {
+    refuse_unfinished(ctx)?;
+    stage::preflight::run_for_assemble(ctx)?; //  the tagged commit, the repository
+    let manifest = stage::assemble::run(ctx, shares)?; //  shares checked and merged → dist/<tag>/
+    finish(ctx, manifest, signer)
+}
+
+/// Everything after the binaries exist, the same for one machine and for a split release.
+fn finish(ctx: &Context, mut manifest: Manifest, signer: &mut Signer) -> Result<Report> {
+    let dist = &ctx.dist;
     let (repository, ci) = (
         ctx.repository().unwrap_or_default(),
         stage::attest::Ci::from_env(),
     );
-    let mut manifest = stage::build::run(ctx)?; //  cargo build per target and package → dist/<tag>/
-    let dist = &ctx.dist;
     stage::sbom::run(dist, &ctx.workspace.metadata, &mut manifest)?; //  one CycloneDX SBOM per binary
     stage::checksums::run(dist, &mut manifest)?; //  SHA256SUMS over binaries and SBOMs
     stage::sign::run(dist, &mut manifest, signer)?; //  signature + bundle over SHA256SUMS
@@ -71,13 +89,24 @@ pub fn release(ctx: &Context, signer: &mut Signer) -> Result<Report> {
         &mut manifest,
         signer,
         &attest_inputs(ctx, &repository, &ci),
-    )?; //  SLSA provenance, SBOM attestations
+    )?; //  provenance, SBOM attestations
     manifest.write(dist)?;
     let verified = stage::verify::run(dist, &manifest, &signer.policy(), &ctx.expect(), &ctx.ui)?; //  the gate
     Ok(Report {
         manifest: verified.manifest().clone(),
         stopped_before: NOT_YET,
     })
+}
+
+fn refuse_unfinished(ctx: &Context) -> Result<()> {
+    if ctx.mode == Mode::Real && !NOT_YET.is_empty() {
+        return Err(Error::Preflight(format!(
+            "a real release needs stages this xrelease does not have yet ({}): nothing would be \
+             published; rehearse with --dry-run",
+            NOT_YET.join(", ")
+        )));
+    }
+    Ok(())
 }
 
 fn attest_inputs<'a>(

@@ -45,6 +45,20 @@ pub struct PlannedBinary {
 }
 
 impl Plan {
+    /// Narrows the plan to one target: a CI runner's share of a split release.
+    pub fn only_target(&mut self, triple: &str) -> Result<()> {
+        if !self.include.iter().any(|i| i.target == triple) {
+            let known: Vec<&str> = self.include.iter().map(|i| i.target.as_str()).collect();
+            return Err(Error::Plan(format!(
+                "`{triple}` is not a target of this release; its targets are: {}",
+                known.join(", ")
+            )));
+        }
+        self.include.retain(|i| i.target == triple);
+        self.artifacts.retain(|a| a.target == triple);
+        Ok(())
+    }
+
     pub fn targets<'a>(&'a self, config: &'a Config) -> impl Iterator<Item = &'a Target> {
         config
             .targets

@@ -1951,3 +1951,180 @@ fn init_writes_a_commented_config_and_a_workflow_that_lint_clean() {
     fixture.xrelease(&["init", "--force"]).run().success();
     assert_eq!(fixture.read(".github/workflows/release.yml"), workflow);
 }
+
+// ---- split releases: `xrelease build --target` per runner, `xrelease assemble` -------------
+
+/// Both targets' shares of the basic fixture, each built by its own `xrelease build --target`
+/// in a fresh target directory (so nothing is reused from the single-machine build).
+fn split_shares() -> &'static (tempfile::TempDir, [std::path::PathBuf; 2]) {
+    static SHARES: std::sync::OnceLock<(tempfile::TempDir, [std::path::PathBuf; 2])> =
+        std::sync::OnceLock::new();
+    SHARES.get_or_init(|| {
+        let (fixture, outcome) = basic_release();
+        outcome.success();
+        let scratch = tempfile::tempdir().unwrap();
+        let shares = [
+            scratch.path().join("share-amd64"),
+            scratch.path().join("share-arm64"),
+        ];
+        for (target, dir) in [AMD64, "aarch64-unknown-linux-gnu"].iter().zip(&shares) {
+            let target_dir = scratch.path().join(format!("target-{target}"));
+            fixture
+                .xrelease(&[
+                    "build",
+                    "v1.0.0",
+                    "--target",
+                    target,
+                    "--quiet",
+                    "--dist",
+                    dir.to_str().unwrap(),
+                ])
+                .env("CARGO_TARGET_DIR", target_dir.to_str().unwrap())
+                .run()
+                .success();
+        }
+        (scratch, shares)
+    })
+}
+
+fn share_copy(which: usize) -> (tempfile::TempDir, std::path::PathBuf) {
+    let (_, shares) = split_shares();
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().join("share");
+    copy_tree(&shares[which], &dir);
+    (scratch, dir)
+}
+
+#[test]
+fn a_split_release_equals_a_single_machine_release() {
+    let (fixture, outcome) = basic_release();
+    outcome.success();
+    let (_, shares) = split_shares();
+    let names = |dir: &std::path::Path| -> Vec<String> {
+        let mut n: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        n.sort();
+        n
+    };
+    assert_eq!(
+        names(&shares[0]),
+        [
+            "app-1.0.0-linux-amd64",
+            "app-tool-1.0.0-linux-amd64",
+            "manifest.json",
+            "other-1.0.0-linux-amd64"
+        ]
+    );
+    let share: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(shares[1].join("manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        share["toolchains"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        ["aarch64-unknown-linux-gnu"]
+    );
+    assert!(
+        !share["builds"][0]["units"].as_array().unwrap().is_empty(),
+        "the share carries what the SBOM needs"
+    );
+
+    fixture
+        .xrelease(&[
+            "assemble",
+            "v1.0.0",
+            shares[0].to_str().unwrap(),
+            shares[1].to_str().unwrap(),
+            "--dry-run",
+            "--quiet",
+            "--dist",
+            "dist/assembled",
+        ])
+        .run()
+        .success();
+    let single = fixture.read("dist/v1.0.0/SHA256SUMS");
+    let split = fixture.read("dist/assembled/SHA256SUMS");
+    assert_eq!(
+        split, single,
+        "binaries and SBOMs built on separate 'runners' must be byte-identical"
+    );
+    let (code, report) = verify_json(
+        &fixture.path("dist/assembled"),
+        &fixture.path("dist/assembled/cosign.pub"),
+    );
+    assert_eq!((code, failed(&report)), (0, vec![]));
+}
+
+#[track_caller]
+fn assemble_refuses(shares: &[&std::path::Path], needle: &str) {
+    let (fixture, _) = basic_release();
+    let dist = tempfile::tempdir().unwrap();
+    let mut args = vec!["assemble", "v1.0.0"];
+    let paths: Vec<String> = shares
+        .iter()
+        .map(|s| s.to_str().unwrap().to_string())
+        .collect();
+    args.extend(paths.iter().map(String::as_str));
+    let out_dir = dist.path().join("out");
+    args.extend(["--dry-run", "--dist", out_dir.to_str().unwrap()]);
+    fixture
+        .xrelease(&args)
+        .run()
+        .code(2)
+        .stderr_has("cannot assemble: ")
+        .stderr_has(needle);
+    assert!(!out_dir.join("SHA256SUMS").exists(), "nothing is signed");
+}
+
+#[test]
+fn assemble_refuses_a_missing_target() {
+    let (_s, arm) = share_copy(1);
+    assemble_refuses(&[&arm], "no share built x86_64-unknown-linux-gnu");
+}
+
+#[test]
+fn assemble_refuses_a_duplicated_target() {
+    let (_s, amd) = share_copy(0);
+    let (_t, amd_again) = share_copy(0);
+    let (_u, arm) = share_copy(1);
+    assemble_refuses(
+        &[&amd, &arm, &amd_again],
+        "target x86_64-unknown-linux-gnu is in two shares",
+    );
+}
+
+#[test]
+fn assemble_refuses_a_tampered_binary() {
+    let (_s, amd) = share_copy(0);
+    let (_t, arm) = share_copy(1);
+    flip_byte(&arm.join("other-1.0.0-linux-arm64"), 777);
+    assemble_refuses(
+        &[&amd, &arm],
+        "other-1.0.0-linux-arm64 is not the binary its share recorded",
+    );
+}
+
+#[test]
+fn assemble_refuses_a_share_from_another_commit() {
+    let (_s, amd) = share_copy(0);
+    let (_t, arm) = share_copy(1);
+    let path = arm.join("manifest.json");
+    let (fixture, _) = basic_release();
+    let head = fixture.git(&["rev-parse", "HEAD"]);
+    let other = format!("{:0>40}", "1");
+    std::fs::write(
+        &path,
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .replace(&head, &other),
+    )
+    .unwrap();
+    assemble_refuses(
+        &[&amd, &arm],
+        &format!("was built from commit {other}, but HEAD is {head}"),
+    );
+}

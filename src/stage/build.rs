@@ -108,7 +108,7 @@ pub fn run(ctx: &Context) -> Result<Manifest> {
 
 /// `dist/<tag>/` is ours: an earlier run's output (it has a manifest) is replaced, anything else
 /// is left alone and refused.
-fn prepare_dist(dist: &Path) -> Result<()> {
+pub fn prepare_dist(dist: &Path) -> Result<()> {
     if dist.exists() {
         let empty = std::fs::read_dir(dist)
             .map_err(Error::io("cannot read", dist))?
@@ -268,8 +268,9 @@ fn cargo_build(
     Ok(out)
 }
 
-/// `--remap-path-prefix` for the workspace and the cargo home, so the binary does not depend on
-/// where it was built (reproducible builds). Applied to target units only.
+/// `--remap-path-prefix` for the cargo home, the workspace and the target dir, so the binary does
+/// not depend on where it was built (reproducible builds). Applied to target units only. rustc
+/// applies the last matching rule, so the target dir (often inside the workspace) comes last.
 fn remap_flags(ctx: &Context, target: &Target) -> String {
     let mut flags = Vec::new();
     if let Some(home) = cargo_home() {
@@ -278,6 +279,10 @@ fn remap_flags(ctx: &Context, target: &Target) -> String {
     flags.push(format!(
         "--remap-path-prefix={}=/build",
         ctx.workspace.root.display()
+    ));
+    flags.push(format!(
+        "--remap-path-prefix={}=/target",
+        ctx.workspace.target_dir.display()
     ));
     let quoted: Vec<String> = flags
         .iter()

@@ -11,8 +11,25 @@ use crate::git::Git;
 use crate::platform::{self, Target};
 use crate::shell::{Shell, find_program};
 
+/// Before a release or a runner's share is built: everything.
 pub fn run(ctx: &Context) -> Result<()> {
     check_git(ctx)?;
+    check_repository(ctx)?;
+    check_toolchains(ctx)?;
+    for check in &ctx.config.pre_release_checks {
+        run_check(ctx, check)?;
+    }
+    Ok(())
+}
+
+/// Before shares are assembled: nothing is built here, so no toolchain is needed; the source
+/// must still be the tagged commit and the repository known.
+pub fn run_for_assemble(ctx: &Context) -> Result<()> {
+    check_git(ctx)?;
+    check_repository(ctx)
+}
+
+fn check_repository(ctx: &Context) -> Result<()> {
     if ctx.repository().is_none() {
         return Err(Error::Preflight(
             "cannot tell which GitHub repository this is (the provenance names it): set `[github] repository = \"OWNER/REPO\"` \
@@ -20,6 +37,10 @@ pub fn run(ctx: &Context) -> Result<()> {
                 .into(),
         ));
     }
+    Ok(())
+}
+
+fn check_toolchains(ctx: &Context) -> Result<()> {
     let problems: Vec<String> = ctx
         .plan
         .targets(&ctx.config)
@@ -30,9 +51,6 @@ pub fn run(ctx: &Context) -> Result<()> {
             "{}\n(`xrelease doctor` shows this check; `xrelease doctor --fix` installs what it can)",
             problems.join("\n")
         )));
-    }
-    for check in &ctx.config.pre_release_checks {
-        run_check(ctx, check)?;
     }
     Ok(())
 }
