@@ -35,10 +35,12 @@ fn main() -> ExitCode {
     }
 }
 
-/// One timed contender's samples.
+/// One timed contender's samples: wall time, and CPU time (this process and its children) where
+/// /proc tells it.
 struct Series {
     name: &'static str,
     samples: Vec<Duration>,
+    cpu: Vec<Duration>,
 }
 
 impl Series {
@@ -46,7 +48,15 @@ impl Series {
         Series {
             name,
             samples: Vec::new(),
+            cpu: Vec::new(),
         }
+    }
+
+    /// Mean CPU milliseconds per run: /proc counts in ticks of 10 ms, so a mean, not a median.
+    fn cpu_mean(&self) -> Option<f64> {
+        (!self.cpu.is_empty()).then(|| {
+            self.cpu.iter().map(Duration::as_secs_f64).sum::<f64>() * 1e3 / self.cpu.len() as f64
+        })
     }
 
     fn sorted_ms(&self) -> Vec<f64> {
@@ -68,11 +78,14 @@ impl Series {
     fn row(&self) -> String {
         let ms = self.sorted_ms();
         format!(
-            "{:<44} {:>9.1} {:>9.1} {:>9.1}",
+            "{:<44} {:>9.1} {:>9.1} {:>9.1} {:>9}",
             self.name,
             self.median(),
             ms[0],
-            ms[ms.len() - 1]
+            ms[ms.len() - 1],
+            self.cpu_mean()
+                .map(|c| format!("{c:.1}"))
+                .unwrap_or_default()
         )
     }
 }
@@ -129,29 +142,38 @@ fn bench() -> Result<bool, String> {
     for round in 0..=runs {
         let warm_up = round == 0;
         for slot in 0..contenders {
-            match (slot + round) % contenders {
+            let (series, wall, cpu) = match (slot + round) % contenders {
                 0 => {
-                    let t = time_metadata(&ws_dir)?;
-                    if !warm_up {
-                        metadata.samples.push(t);
-                    }
+                    let (wall, cpu) = time_metadata(&ws_dir)?;
+                    (&mut metadata, wall, cpu)
                 }
                 1 => {
-                    let (load, run) = time_ours(&ws_dir, &ours_dir, &manifest)?;
+                    let (load, run, cpu) = time_ours(&ws_dir, &ours_dir, &manifest)?;
                     if warm_up {
                         first_ours = Some((load, run));
-                    } else {
-                        ours.samples.push(load + run);
-                        ours_load.samples.push(load);
-                        ours_run.samples.push(run);
                     }
+                    ours_load.samples.push(load);
+                    ours_run.samples.push(run);
+                    (&mut ours, load + run, cpu)
                 }
                 _ => {
-                    let t = time_cyclonedx(&ws_dir)?;
-                    if !warm_up {
-                        cdx.samples.push(t);
-                    }
+                    let (wall, cpu) = time_cyclonedx(&ws_dir)?;
+                    (&mut cdx, wall, cpu)
                 }
+            };
+            series.samples.push(wall);
+            series.cpu.extend(cpu);
+        }
+        if warm_up {
+            for s in [
+                &mut metadata,
+                &mut ours,
+                &mut ours_load,
+                &mut ours_run,
+                &mut cdx,
+            ] {
+                s.samples.clear();
+                s.cpu.clear();
             }
         }
     }
@@ -159,8 +181,8 @@ fn bench() -> Result<bool, String> {
 
     println!();
     println!(
-        "{:<44} {:>9} {:>9} {:>9}",
-        "contender (ms)", "median", "min", "max"
+        "{:<44} {:>9} {:>9} {:>9} {:>9}",
+        "contender (ms)", "median", "min", "max", "cpu mean"
     );
     for s in [&metadata, &ours, &ours_load, &ours_run, &cdx] {
         println!("{}", s.row());
@@ -185,6 +207,13 @@ fn bench() -> Result<bool, String> {
         paired(&ours, &metadata),
         paired(&ours, &cdx)
     );
+    if let (Some(a), Some(b), Some(c)) = (metadata.cpu_mean(), ours.cpu_mean(), cdx.cpu_mean()) {
+        println!(
+            "CPU time (mean, load-independent): ours / cargo metadata = {:.2}x, ours / cargo cyclonedx = {:.2}x",
+            b / a,
+            b / c
+        );
+    }
     if let Some((load, run)) = first_ours {
         println!(
             "first (warm-up) run of the stage in this process: {:.1} ms (load {:.1} + sbom::run {:.1})",
@@ -342,6 +371,25 @@ fn report_cyclonedx(
     }
 }
 
+/// CPU time used so far by this process and its waited-for descendants (Linux /proc; `None`
+/// elsewhere). /proc counts in clock ticks, which are 1/100 s on Linux (USER_HZ).
+fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which is in parentheses and may hold spaces): the 12th to
+    // 15th are utime, stime, cutime and cstime.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields
+        .get(11..15)?
+        .iter()
+        .map(|f| f.parse::<u64>().ok())
+        .sum::<Option<u64>>()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
+fn cpu_since(before: Option<Duration>) -> Option<Duration> {
+    Some(cpu_time()?.saturating_sub(before?))
+}
+
 /// The median of `a[i] / b[i]` over the rounds: each ratio compares runs made moments apart.
 fn paired(a: &Series, b: &Series) -> f64 {
     let mut ratios: Vec<f64> = a
@@ -375,7 +423,8 @@ fn first<'a>(items: &[&'a String], n: usize) -> Vec<&'a str> {
 }
 
 /// (a) The floor: what any SBOM of a cargo workspace needs at least, the resolve itself.
-fn time_metadata(ws: &Path) -> Result<Duration, String> {
+fn time_metadata(ws: &Path) -> Result<(Duration, Option<Duration>), String> {
+    let cpu = cpu_time();
     let start = Instant::now();
     let status = Command::new(cargo())
         .args(["metadata", "--format-version", "1", "--locked"])
@@ -384,35 +433,45 @@ fn time_metadata(ws: &Path) -> Result<Duration, String> {
         .status()
         .map_err(|e| format!("cargo metadata: {e}"))?;
     let elapsed = start.elapsed();
+    let cpu = cpu_since(cpu);
     if !status.success() {
         return Err(format!("cargo metadata failed: {status}"));
     }
-    Ok(elapsed)
+    Ok((elapsed, cpu))
 }
 
 /// (b) The stage as the pipeline runs it: the workspace's metadata (the stage needs it), then the
 /// documents for every binary of the manifest, into an empty directory. In-process, so only the warm-up round pays the
 /// one-time costs of a fresh process (lazily compiled regexes, ...): it is reported apart.
-fn time_ours(ws: &Path, out: &Path, manifest: &Manifest) -> Result<(Duration, Duration), String> {
+fn time_ours(
+    ws: &Path,
+    out: &Path,
+    manifest: &Manifest,
+) -> Result<(Duration, Duration, Option<Duration>), String> {
     let mut manifest = manifest.clone();
     // The build stage empties dist/<tag>/ first, so in a release the SBOMs are new files.
     let _ = std::fs::remove_dir_all(out);
     std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let cpu = cpu_time();
     let start = Instant::now();
     let workspace = Workspace::load(ws).map_err(|e| e.to_string())?;
     let loaded = Instant::now();
     sbom::run(out, &workspace.metadata, &mut manifest).map_err(|e| e.to_string())?;
     let done = Instant::now();
+    let cpu = cpu_since(cpu);
     if manifest.artifacts.iter().all(|a| a.kind != Kind::Sbom) {
         return Err("the SBOM stage recorded no SBOM".into());
     }
-    Ok((loaded - start, done - loaded))
+    // The workspace is freed after the clocks stop, as a release frees it at exit.
+    Ok((loaded - start, done - loaded, cpu))
 }
 
 /// (c) cargo-cyclonedx, asked for the closest thing to ours: one CycloneDX 1.5 JSON document per
 /// binary, for the same target.
-fn time_cyclonedx(ws: &Path) -> Result<Duration, String> {
-    run_cyclonedx(ws, CYCLONEDX_ARGS)
+fn time_cyclonedx(ws: &Path) -> Result<(Duration, Option<Duration>), String> {
+    let cpu = cpu_time();
+    let wall = run_cyclonedx(ws, CYCLONEDX_ARGS)?;
+    Ok((wall, cpu_since(cpu)))
 }
 
 fn run_cyclonedx(ws: &Path, args: &[&str]) -> Result<Duration, String> {
