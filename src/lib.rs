@@ -10,6 +10,7 @@ pub mod digest;
 pub mod doctor;
 pub mod error;
 pub mod git;
+pub mod github;
 pub mod manifest;
 pub mod plan;
 pub mod platform;
