@@ -12,6 +12,7 @@ use crate::context::{self, Context, Inputs, Mode};
 use crate::error::{Error, Result, exit};
 use crate::signing::Signer;
 use crate::signing::key::PublicKey;
+use crate::stage::publish::Publisher;
 use crate::tag::Tag;
 use crate::ui::{Ui, human_size};
 use crate::verify::{self, Expect, Policy};
@@ -153,7 +154,13 @@ fn run(dir: &Path, command: Command) -> Result<i32> {
                 configured_signer(&ctx.config)?
             };
             ctx.ui.info(format!("signing with {}", signer.describe()));
-            let report = crate::release(&ctx, &mut signer)?;
+            // ...and rehearsals record the GitHub requests instead of sending them.
+            let mut publisher = if dry_run {
+                Publisher::record()?
+            } else {
+                Publisher::github()?
+            };
+            let report = crate::release(&ctx, &mut signer, &mut publisher)?;
             print_summary(&ctx, &report);
             Ok(exit::OK)
         }
@@ -247,6 +254,7 @@ fn print_summary(ctx: &Context, report: &crate::Report) {
             &a.sha256[..16]
         );
     }
+    println!("{}", report.published.summary(&ctx.plan.tag));
     if !report.stopped_before.is_empty() {
         println!(
             "verified; not yet implemented: {}",

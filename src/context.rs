@@ -67,6 +67,20 @@ impl Context {
 }
 
 impl Context {
+    /// `OWNER/REPO` on GitHub: `[github] repository`, else `GITHUB_REPOSITORY`, else the
+    /// `origin` remote when it is on GitHub.
+    pub fn repository(&self) -> Option<String> {
+        self.config
+            .github_repository
+            .clone()
+            .or_else(|| {
+                std::env::var("GITHUB_REPOSITORY")
+                    .ok()
+                    .filter(|r| crate::config::check_repository(r).is_ok())
+            })
+            .or_else(|| crate::git::Git::new(&self.sh).github_remote())
+    }
+
     /// What the release gate expects the provenance to name.
     pub fn expect(&self) -> crate::verify::Expect {
         crate::verify::Expect {

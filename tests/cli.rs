@@ -117,7 +117,7 @@ fn the_dry_run_names_the_stages_not_yet_implemented() {
     let (_, outcome) = basic_release();
     outcome
         .success()
-        .stdout_has("verified; not yet implemented: attest, publish");
+        .stdout_has("verified; not yet implemented: attest");
 }
 
 // ---- plan -----------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ pub fn run(ctx: &Context) -> Result<Manifest> {
         version: ctx.plan.version.clone(),
         prerelease: ctx.plan.prerelease,
         source: Source {
-            repository: repository(ctx),
+            repository: ctx.repository(),
             commit,
             commit_time,
         },
@@ -125,18 +125,6 @@ fn prepare_dist(dist: &Path) -> Result<()> {
             .map_err(Error::io("cannot clear the previous run's output", dist))?;
     }
     std::fs::create_dir_all(dist).map_err(Error::io("cannot create the output directory", dist))
-}
-
-fn repository(ctx: &Context) -> Option<String> {
-    ctx.config
-        .github_repository
-        .clone()
-        .or_else(|| {
-            std::env::var("GITHUB_REPOSITORY")
-                .ok()
-                .filter(|r| crate::config::check_repository(r).is_ok())
-        })
-        .or_else(|| Git::new(&ctx.sh).github_remote())
 }
 
 fn toolchain_info(ctx: &Context, target: &Target) -> Result<ToolchainInfo> {

@@ -1,6 +1,7 @@
 //! Preflight: everything that can be checked before anything expensive runs.
 //!
-//! Git state, the tag, every target's std and linker, and the project's own pre-release checks.
+//! Git state, the tag, every target's std and linker, GitHub (real runs: token, push access, no
+//! published release for the tag), and the project's own pre-release checks.
 
 use std::path::PathBuf;
 
@@ -10,8 +11,9 @@ use crate::error::{Error, Result, tail};
 use crate::git::Git;
 use crate::platform::{self, Target};
 use crate::shell::{Shell, find_program};
+use crate::stage::publish::Publisher;
 
-pub fn run(ctx: &Context) -> Result<()> {
+pub fn run(ctx: &Context, publisher: &mut Publisher) -> Result<()> {
     check_git(ctx)?;
     let problems: Vec<String> = ctx
         .plan
@@ -24,6 +26,7 @@ pub fn run(ctx: &Context) -> Result<()> {
             problems.join("\n")
         )));
     }
+    publisher.preflight(ctx)?; // a rehearsal's publisher records, so it checks nothing
     for check in &ctx.config.pre_release_checks {
         run_check(ctx, check)?;
     }
