@@ -332,7 +332,7 @@ fn preflight_error(e: GithubError) -> Error {
         | GithubError::AlreadyPublished { .. }
         | GithubError::SeveralDrafts { .. } => Error::Preflight(e.to_string()),
         other => Error::Publish(format!(
-            "{other}\n(preflight: nothing was created on GitHub)"
+            "{other}\n(this was preflight: nothing was built, nothing was created on GitHub)"
         )),
     }
 }
