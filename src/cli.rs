@@ -12,6 +12,7 @@ use crate::context::{self, Context, Inputs, Mode};
 use crate::error::{Error, Result, exit};
 use crate::signing::Signer;
 use crate::signing::key::PublicKey;
+use crate::stage::publish::Publisher;
 use crate::tag::Tag;
 use crate::ui::{Ui, human_size};
 use crate::verify::{self, Expect, Policy};
@@ -186,7 +187,8 @@ fn run(dir: &Path, command: Command) -> Result<i32> {
                 quiet,
             })?;
             let mut signer = choose_signer(&ctx, dry_run && !real_signing)?;
-            let report = crate::release(&ctx, &mut signer)?;
+            let mut publisher = choose_publisher(dry_run)?;
+            let report = crate::release(&ctx, &mut signer, &mut publisher)?;
             print_summary(&ctx, &report);
             Ok(exit::OK)
         }
@@ -242,8 +244,9 @@ fn run(dir: &Path, command: Command) -> Result<i32> {
                 quiet,
             })?;
             let mut signer = choose_signer(&ctx, dry_run && !real_signing)?;
+            let mut publisher = choose_publisher(dry_run)?;
             let shares: Vec<PathBuf> = shares.iter().map(|s| dir.join(s)).collect();
-            let report = crate::assemble(&ctx, &shares, &mut signer)?;
+            let report = crate::assemble(&ctx, &shares, &mut signer, &mut publisher)?;
             print_summary(&ctx, &report);
             Ok(exit::OK)
         }
@@ -346,6 +349,15 @@ fn choose_signer(ctx: &Context, throwaway: bool) -> Result<Signer> {
     Ok(signer)
 }
 
+/// ...and rehearsals record the GitHub requests instead of sending them.
+fn choose_publisher(dry_run: bool) -> Result<Publisher> {
+    if dry_run {
+        Publisher::record()
+    } else {
+        Publisher::github()
+    }
+}
+
 fn configured_signer(config: &crate::config::Config) -> Result<Signer> {
     match config.sign.mode {
         SignMode::Key => Signer::from_key_file(&config.sign.key),
@@ -372,10 +384,5 @@ fn print_summary(ctx: &Context, report: &crate::Report) {
             &a.sha256[..16]
         );
     }
-    if !report.stopped_before.is_empty() {
-        println!(
-            "verified; not yet implemented: {}",
-            report.stopped_before.join(", ")
-        );
-    }
+    println!("{}", report.published.summary(&ctx.plan.tag));
 }

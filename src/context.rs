@@ -70,15 +70,8 @@ impl Context {
 }
 
 impl Context {
-    /// What the release gate expects the provenance to name.
-    pub fn expect(&self) -> crate::verify::Expect {
-        crate::verify::Expect {
-            repository: self.repository(),
-            tag: Some(self.tag.to_string()),
-        }
-    }
-
-    /// `OWNER/REPO`: `[github] repository`, else `GITHUB_REPOSITORY`, else the `origin` remote.
+    /// `OWNER/REPO` on GitHub: `[github] repository`, else `GITHUB_REPOSITORY`, else the
+    /// `origin` remote when it is on GitHub.
     pub fn repository(&self) -> Option<String> {
         self.config
             .github_repository
@@ -89,6 +82,14 @@ impl Context {
                     .filter(|r| crate::config::check_repository(r).is_ok())
             })
             .or_else(|| crate::git::Git::new(&self.sh).github_remote())
+    }
+
+    /// What the release gate expects the provenance to name.
+    pub fn expect(&self) -> crate::verify::Expect {
+        crate::verify::Expect {
+            repository: self.repository(),
+            tag: Some(self.tag.to_string()),
+        }
     }
 }
 

@@ -52,6 +52,11 @@ pub enum Error {
     #[error("{0}")]
     Sign(String),
 
+    /// Publishing to GitHub failed; the message says what is left (at most a draft) and how
+    /// to resume.
+    #[error("{0}")]
+    Publish(String),
+
     /// The release (or a directory given to `xrelease verify`) failed verification.
     #[error("verification failed:\n{0}")]
     Verification(String),
@@ -65,7 +70,8 @@ impl Error {
             | Error::Command { .. }
             | Error::Build(_)
             | Error::Manifest(_)
-            | Error::Sign(_) => exit::FAILURE,
+            | Error::Sign(_)
+            | Error::Publish(_) => exit::FAILURE,
             Error::Verification(_) => exit::VERIFY,
         }
     }

@@ -10,8 +10,10 @@ pub mod digest;
 pub mod doctor;
 pub mod error;
 pub mod git;
+pub mod github;
 pub mod init;
 pub mod manifest;
+pub mod notes;
 pub mod plan;
 pub mod platform;
 pub mod secret;
@@ -28,37 +30,37 @@ pub mod stage {
     pub mod build;
     pub mod checksums;
     pub mod preflight;
+    pub mod publish;
     pub mod sbom;
     pub mod sign;
     pub mod verify;
 }
 
-use context::{Context, Mode};
-use error::{Error, Result};
+use context::Context;
+use error::Result;
 use manifest::Manifest;
 use signing::Signer;
-
-/// Stages still to be written; a rehearsal stops before them and says so.
-const NOT_YET: &[&str] = &["publish"];
+use stage::publish::{Published, Publisher};
 
 /// What a finished run produced.
 pub struct Report {
     pub manifest: Manifest,
-    pub stopped_before: &'static [&'static str],
+    pub published: Published,
 }
 
-/// The release, in order. Plan is pure and already done by [`Context::load`]; the signer was
-/// chosen by the caller (a throwaway key for rehearsals), so no stage knows which mode it is in.
-pub fn release(ctx: &Context, signer: &mut Signer) -> Result<Report> {
-    refuse_unfinished(ctx)?;
-    stage::preflight::run(ctx)?; //  git tree, tag at HEAD, toolchains and linkers, pre-release checks
+/// The release, in order. Plan is pure and already done by [`Context::load`]; the signer and the
+/// publisher were chosen by the caller (a throwaway key and a recorder for rehearsals), so no
+/// stage knows which mode it is in.
+pub fn release(ctx: &Context, signer: &mut Signer, publisher: &mut Publisher) -> Result<Report> {
+    stage::preflight::run(ctx, publisher)?; //  git tree, tag at HEAD, toolchains, GitHub access, checks
     let manifest = stage::build::run(ctx)?; //  cargo build per target and package → dist/<tag>/
-    finish(ctx, manifest, signer)
+    finish(ctx, manifest, signer, publisher)
 }
 
 /// One CI runner's share of a split release: the binaries of its targets and their manifest.
+/// Nothing is published from here, so its preflight has no GitHub part.
 pub fn build_share(ctx: &Context) -> Result<Manifest> {
-    stage::preflight::run(ctx)?;
+    stage::preflight::run(ctx, &mut Publisher::record()?)?;
     stage::build::run(ctx)
 }
 
@@ -67,15 +69,20 @@ pub fn assemble(
     ctx: &Context,
     shares: &[std::path::PathBuf],
     signer: &mut Signer,
+    publisher: &mut Publisher,
 ) -> Result<Report> {
-    refuse_unfinished(ctx)?;
-    stage::preflight::run_for_assemble(ctx)?; //  the tagged commit, the repository
+    stage::preflight::run_for_assemble(ctx, publisher)?; //  the tagged commit, repository, GitHub access
     let manifest = stage::assemble::run(ctx, shares)?; //  shares checked and merged → dist/<tag>/
-    finish(ctx, manifest, signer)
+    finish(ctx, manifest, signer, publisher)
 }
 
 /// Everything after the binaries exist, the same for one machine and for a split release.
-fn finish(ctx: &Context, mut manifest: Manifest, signer: &mut Signer) -> Result<Report> {
+fn finish(
+    ctx: &Context,
+    mut manifest: Manifest,
+    signer: &mut Signer,
+    publisher: &mut Publisher,
+) -> Result<Report> {
     let dist = &ctx.dist;
     let (repository, ci) = (
         ctx.repository().unwrap_or_default(),
@@ -92,21 +99,11 @@ fn finish(ctx: &Context, mut manifest: Manifest, signer: &mut Signer) -> Result<
     )?; //  provenance, SBOM attestations
     manifest.write(dist)?;
     let verified = stage::verify::run(dist, &manifest, &signer.policy(), &ctx.expect(), &ctx.ui)?; //  the gate
+    let published = stage::publish::run(ctx, &verified, &signer.policy(), publisher)?; //  draft → upload → compare → publish
     Ok(Report {
         manifest: verified.manifest().clone(),
-        stopped_before: NOT_YET,
+        published,
     })
-}
-
-fn refuse_unfinished(ctx: &Context) -> Result<()> {
-    if ctx.mode == Mode::Real && !NOT_YET.is_empty() {
-        return Err(Error::Preflight(format!(
-            "a real release needs stages this xrelease does not have yet ({}): nothing would be \
-             published; rehearse with --dry-run",
-            NOT_YET.join(", ")
-        )));
-    }
-    Ok(())
 }
 
 fn attest_inputs<'a>(

@@ -46,6 +46,24 @@ impl Ui {
         };
         Bar { bar }
     }
+
+    /// A bar counting `total` bytes (uploads); hidden when not on a terminal, where the caller
+    /// logs plain lines instead.
+    pub fn byte_bar(&self, total: u64, prefix: &str) -> ByteBar {
+        let bar = self.bars.as_ref().map(|bars| {
+            let bar = bars.add(ProgressBar::new(total));
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{prefix:>28} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {wide_msg}",
+                )
+                .expect("a valid template")
+                .progress_chars("=> "),
+            );
+            bar.set_prefix(prefix.to_string());
+            bar
+        });
+        ByteBar { bar }
+    }
 }
 
 pub struct Bar {
@@ -66,6 +84,25 @@ impl Bar {
     pub fn finish(&self, message: &str) {
         if let Some(bar) = &self.bar {
             bar.set_length(bar.position());
+            bar.finish_with_message(message.to_string());
+        }
+    }
+}
+
+pub struct ByteBar {
+    bar: Option<ProgressBar>,
+}
+
+impl ByteBar {
+    pub fn set(&self, bytes: u64, message: &str) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(bytes);
+            bar.set_message(message.to_string());
+        }
+    }
+
+    pub fn finish(&self, message: &str) {
+        if let Some(bar) = &self.bar {
             bar.finish_with_message(message.to_string());
         }
     }

@@ -1,6 +1,7 @@
 //! xrelease through its real binary, on fixture workspaces: one test binary, specs as tests.
 
 mod interop;
+mod publish;
 mod support;
 
 use support::*;
@@ -112,11 +113,12 @@ fn the_manifest_records_every_binary_with_its_digest() {
 }
 
 #[test]
-fn the_dry_run_names_the_stages_not_yet_implemented() {
+fn the_dry_run_verifies_and_records_what_it_would_publish() {
     let (_, outcome) = basic_release();
     outcome
         .success()
-        .stdout_has("verified; not yet implemented: publish");
+        .stdout_has("verified:")
+        .stdout_has("publish-plan.json");
 }
 
 // ---- plan -----------------------------------------------------------------------------------

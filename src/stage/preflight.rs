@@ -1,6 +1,7 @@
 //! Preflight: everything that can be checked before anything expensive runs.
 //!
-//! Git state, the tag, every target's std and linker, and the project's own pre-release checks.
+//! Git state, the tag, every target's std and linker, GitHub (real runs: token, push access, no
+//! published release for the tag), and the project's own pre-release checks.
 
 use std::path::PathBuf;
 
@@ -10,12 +11,14 @@ use crate::error::{Error, Result, tail};
 use crate::git::Git;
 use crate::platform::{self, Target};
 use crate::shell::{Shell, find_program};
+use crate::stage::publish::Publisher;
 
 /// Before a release or a runner's share is built: everything.
-pub fn run(ctx: &Context) -> Result<()> {
+pub fn run(ctx: &Context, publisher: &mut Publisher) -> Result<()> {
     check_git(ctx)?;
     check_repository(ctx)?;
     check_toolchains(ctx)?;
+    publisher.preflight(ctx)?; // a rehearsal's publisher records, so it checks nothing
     for check in &ctx.config.pre_release_checks {
         run_check(ctx, check)?;
     }
@@ -24,9 +27,10 @@ pub fn run(ctx: &Context) -> Result<()> {
 
 /// Before shares are assembled: nothing is built here, so no toolchain is needed; the source
 /// must still be the tagged commit and the repository known.
-pub fn run_for_assemble(ctx: &Context) -> Result<()> {
+pub fn run_for_assemble(ctx: &Context, publisher: &mut Publisher) -> Result<()> {
     check_git(ctx)?;
-    check_repository(ctx)
+    check_repository(ctx)?;
+    publisher.preflight(ctx)
 }
 
 fn check_repository(ctx: &Context) -> Result<()> {

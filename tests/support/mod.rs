@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod github_server;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -100,6 +102,10 @@ impl Fixture {
             "GITHUB_ACTIONS",
             "GITHUB_REPOSITORY",
             "GITHUB_TOKEN",
+            "GITHUB_API_URL",
+            "GITHUB_UPLOAD_URL",
+            "XRELEASE_GITHUB_ATTEMPTS",
+            "XRELEASE_GITHUB_TIMEOUT",
             "CARGO_TARGET_DIR",
             "RUSTC",
             "RUSTFLAGS",
