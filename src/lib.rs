@@ -36,11 +36,12 @@ pub mod stage {
     pub mod verify;
 }
 
-use context::Context;
+use context::{Context, Mode};
 use error::Result;
 use manifest::Manifest;
 use signing::Signer;
 use stage::publish::{Published, Publisher};
+use stage::verify::Verified;
 
 /// What a finished run produced.
 pub struct Report {
@@ -53,6 +54,11 @@ pub struct Report {
 /// stage knows which mode it is in.
 pub fn release(ctx: &Context, signer: &mut Signer, publisher: &mut Publisher) -> Result<Report> {
     stage::preflight::run(ctx, publisher)?; //  git tree, tag at HEAD, toolchains, GitHub access, checks
+    if ctx.mode == Mode::Real
+        && let Some(verified) = stage::verify::resumable(ctx, &signer.policy())?
+    {
+        return publish(ctx, &verified, signer, publisher); //  a failed run's verified release, as it was
+    }
     let manifest = stage::build::run(ctx)?; //  cargo build per target and package → dist/<tag>/
     finish(ctx, manifest, signer, publisher)
 }
@@ -99,7 +105,16 @@ fn finish(
     )?; //  provenance, SBOM attestations
     manifest.write(dist)?;
     let verified = stage::verify::run(dist, &manifest, &signer.policy(), &ctx.expect(), &ctx.ui)?; //  the gate
-    let published = stage::publish::run(ctx, &verified, &signer.policy(), publisher)?; //  draft → upload → compare → publish
+    publish(ctx, &verified, signer, publisher) //  draft → upload → compare → publish
+}
+
+fn publish(
+    ctx: &Context,
+    verified: &Verified,
+    signer: &Signer,
+    publisher: &mut Publisher,
+) -> Result<Report> {
+    let published = stage::publish::run(ctx, verified, &signer.policy(), publisher)?;
     Ok(Report {
         manifest: verified.manifest().clone(),
         published,

@@ -114,11 +114,11 @@ fn the_manifest_records_every_binary_with_its_digest() {
 
 #[test]
 fn the_dry_run_verifies_and_records_what_it_would_publish() {
-    let (_, outcome) = basic_release();
-    outcome
-        .success()
-        .stdout_has("verified:")
-        .stdout_has("publish-plan.json");
+    let (fixture, outcome) = basic_release();
+    outcome.success().stdout_has("publish-plan.json");
+    let plan: serde_json::Value =
+        serde_json::from_str(&fixture.read("dist/v1.0.0/publish-plan.json")).unwrap();
+    assert!(plan.is_object(), "{plan}");
 }
 
 // ---- plan -----------------------------------------------------------------------------------

@@ -66,3 +66,29 @@ pub fn run(
         manifest: manifest.clone(),
     })
 }
+
+/// A real run that failed after the verify gate (say, mid-upload) left a verified release in
+/// `dist/<tag>/`. Re-running must publish exactly those bytes: a rebuild would sign again (new
+/// provenance timestamps; keyless, a new certificate) and no longer match what the draft
+/// already holds. So when `dist/<tag>/` holds a release of this very commit that verifies under
+/// this run's policy, it is resumed; anything else (another commit, another key, a tampered or
+/// partial directory) is rebuilt.
+pub fn resumable(ctx: &crate::context::Context, policy: &Policy) -> Result<Option<Verified>> {
+    let Ok(manifest) = Manifest::read(&ctx.dist) else {
+        return Ok(None);
+    };
+    let head = crate::git::Git::new(&ctx.sh).head()?;
+    if manifest.tag != ctx.plan.tag || manifest.source.commit != head {
+        return Ok(None);
+    }
+    match run(&ctx.dist, &manifest, policy, &ctx.expect(), &ctx.ui) {
+        Ok(verified) => {
+            ctx.ui.info(format!(
+                "{} already holds a verified release of {head}: resuming it (delete the directory to rebuild)",
+                ctx.dist.display()
+            ));
+            Ok(Some(verified))
+        }
+        Err(_) => Ok(None),
+    }
+}

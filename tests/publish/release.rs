@@ -12,8 +12,8 @@ use crate::support::github_server::{Fault, GitHubServer, Listener};
 use crate::support::*;
 
 const TAG: &str = "v1.0.0";
-const OWNER: &str = "o";
-const REPO: &str = "r";
+const OWNER: &str = "fixture";
+const REPO: &str = "basic";
 const TOKEN: &str = "ghp_xreleaseE2E_secretTOKEN_0123456789";
 const PASSWORD: &str = "publish-Key-pa55-never-printed";
 
@@ -153,12 +153,12 @@ fn a_real_release_publishes_exactly_the_release_directory() {
     assert_eq!(releases.len(), 1);
     let release = &releases[0];
     assert!(!release.draft && !release.prerelease);
-    assert_eq!(release.name, "r v1.0.0");
+    assert_eq!(release.name, "basic v1.0.0");
     for needle in [
         "| `app-1.0.0-linux-amd64` |",
         "sha256sum -c --strict SHA256SUMS",
         "openssl dgst -sha256 -verify cosign.pub",
-        "xrelease verify . --key cosign.pub --repo o/r --tag v1.0.0",
+        "xrelease verify . --key cosign.pub --repo fixture/basic --tag v1.0.0",
     ] {
         assert!(release.body.contains(needle), "{needle}:\n{}", release.body);
     }
@@ -182,7 +182,7 @@ fn a_published_release_for_the_tag_is_refused_before_any_build() {
     server.seed_release(OWNER, REPO, TAG, false, &[("old.bin", b"old")]);
     let out = real_run(&server, "dist/publish-immutable", &[]);
     out.code(2)
-        .stderr_has("release v1.0.0 is already published on o/r")
+        .stderr_has("release v1.0.0 is already published on fixture/basic")
         .stderr_has("releases are immutable: cut a new tag");
     assert!(!s.fixture.path("dist/publish-immutable").exists());
     assert!(server.log().iter().all(|e| e.method == "GET"));
@@ -223,7 +223,7 @@ fn a_missing_or_powerless_token_is_refused_before_any_build() {
         .xrelease(&["release", TAG, "--dist", "dist/publish-no-token"])
         .env("COSIGN_PASSWORD", PASSWORD)
         .env("GITHUB_API_URL", &server.api_url())
-        .env("GITHUB_REPOSITORY", "o/r")
+        .env("GITHUB_REPOSITORY", "fixture/basic")
         .run_with_config(&s.config);
     out.code(2).stderr_has("GITHUB_TOKEN is not set");
     let read_only = "ghp_readOnly_TOKEN_987";
@@ -316,7 +316,7 @@ fn a_rehearsal_sends_no_request_and_records_them_all() {
         .xrelease(&["release", TAG, "--dry-run", "--dist", "dist/publish-dry"])
         .env("GITHUB_TOKEN", TOKEN)
         .env("GITHUB_API_URL", &server.api_url())
-        .env("GITHUB_REPOSITORY", "o/r")
+        .env("GITHUB_REPOSITORY", "fixture/basic")
         .run();
     out.success()
         .stdout_has("rehearsal: nothing was sent; publishing would upload")
@@ -335,7 +335,7 @@ fn a_rehearsal_sends_no_request_and_records_them_all() {
         "preflight's lookups are not repeated in the record"
     );
     let api = server.api_url();
-    assert_eq!(requests[0]["url"], format!("{api}/repos/o/r"));
+    assert_eq!(requests[0]["url"], format!("{api}/repos/fixture/basic"));
     assert_eq!(requests[3]["method"], "POST");
     assert_eq!(requests[3]["body"]["draft"], true);
     assert_eq!(requests.last().unwrap()["method"], "PATCH");
