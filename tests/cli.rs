@@ -1,6 +1,7 @@
 //! xrelease through its real binary, on fixture workspaces: one test binary, specs as tests.
 
 mod interop;
+mod keyless;
 mod support;
 
 use support::*;
@@ -995,7 +996,9 @@ fn tamper_the_wrong_public_key_is_given() {
     // Everything signed fails; nothing about the files themselves does.
     let signed = ["signature ", "attestation ", "provenance ", "sbom-attest "];
     assert!(
-        failures.iter().all(|f| signed.iter().any(|p| f.starts_with(p))),
+        failures
+            .iter()
+            .all(|f| signed.iter().any(|p| f.starts_with(p))),
         "only signature checks fail: {failures:?}"
     );
 }

@@ -1,11 +1,25 @@
 //! Signing: one `Signer` (key or keyless is an enum, chosen once at the composition root) and the
 //! verification `Policy` derived from the same choice.
 //!
-//! Formats live in the submodules: cosign-compatible keys, DSSE envelopes, Sigstore bundles.
+//! Formats live in the submodules: cosign-compatible keys, DSSE envelopes, Sigstore bundles;
+//! keyless signing (Fulcio, Rekor, OIDC tokens) and its offline verification. Only `http.rs`
+//! talks to the network; verification (`keyless::verify_bundle`, `tlog`, `certificate`, `sct`)
+//! is offline and pure.
 
+mod asn1;
 pub mod bundle;
+pub mod certificate;
 pub mod dsse;
+pub mod ec;
+pub mod fulcio;
+pub mod http;
 pub mod key;
+pub mod keyless;
+pub mod oidc;
+pub mod rekor;
+pub mod sct;
+pub mod tlog;
+pub mod trusted_root;
 
 use std::path::Path;
 

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod sigstore;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -103,6 +105,10 @@ impl Fixture {
             "CARGO_TARGET_DIR",
             "RUSTC",
             "RUSTFLAGS",
+            "GITHUB_WORKFLOW_REF",
+            "SIGSTORE_ID_TOKEN",
+            "ACTIONS_ID_TOKEN_REQUEST_URL",
+            "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
         ] {
             cmd.env_remove(var);
         }

@@ -1,0 +1,3 @@
+//! Keyless signing: the library against a loopback Sigstore.
+
+mod library;
