@@ -55,6 +55,7 @@ pub fn release(ctx: &Context, signer: &mut Signer) -> Result<Report> {
             NOT_YET.join(", ")
         )));
     }
+    stage::preflight::signer(signer)?; //  keyless: an identity-token source exists
     stage::preflight::run(ctx)?; //  git tree, tag at HEAD, toolchains and linkers, pre-release checks
     let (repository, ci) = (
         ctx.repository().unwrap_or_default(),
