@@ -10,7 +10,9 @@ use crate::support::sigstore::{
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use xrelease::signing::bundle::{Base64Bytes, Bundle, Content};
+use xrelease::signing::certificate::Cert;
 use xrelease::signing::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE};
+use xrelease::signing::ec::EcKey;
 use xrelease::signing::key::PrivateKey;
 use xrelease::signing::keyless::{
     Artifact, Check, CheckResult, ExpectedIdentity, KeylessConfig, KeylessError, KeylessSigner,
@@ -567,4 +569,39 @@ fn an_sct_from_another_ct_log_key_fails_only_the_sct() {
             .to_string()
             .contains("does not verify over the precertificate")
     );
+}
+
+#[test]
+fn the_public_good_trusted_root_parses() {
+    // The copy sigstore-python ships (tests/requirements.txt): what a user would cache for
+    // `xrelease verify` without --trusted-root.
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import os, sigstore; print(os.path.dirname(sigstore.__file__))",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "sigstore-python is missing; run scripts/setup.sh"
+    );
+    let path = std::path::Path::new(String::from_utf8(out.stdout).unwrap().trim())
+        .join("_store/https%3A%2F%2Ftuf-repo-cdn.sigstore.dev/trusted_root.json");
+    let root = TrustedRoot::read(&path).unwrap();
+    let rekor = root
+        .tlogs
+        .iter()
+        .find(|log| log.base_url == "https://rekor.sigstore.dev")
+        .expect("Rekor v1 is listed");
+    assert!(matches!(rekor.key().unwrap(), EcKey::P256(_)));
+    assert_eq!(root.tlog(&rekor.log_id.key_id.0), Some(rekor));
+    assert!(root.ctlogs.iter().any(|log| log.key().is_ok()));
+    assert!(!root.certificate_authorities.is_empty());
+    for ca in &root.certificate_authorities {
+        for der in &ca.cert_chain.certificates {
+            let cert = Cert::from_der(&der.raw_bytes.0, "public-good CA").unwrap();
+            assert!(matches!(cert.public_key().unwrap(), EcKey::P384(_)));
+        }
+    }
 }
