@@ -627,19 +627,10 @@ fn no_token_source_stops_the_release_before_building() {
         "nothing was built"
     );
 
-    // A plain rehearsal of a keyless config still signs with a throwaway key, token or not.
-    fixture
-        .xrelease(&[
-            "release",
-            "v1.0.0",
-            "--dry-run",
-            "--quiet",
-            "--dist",
-            "dist/keyless-throwaway",
-        ])
-        .run_with_config(&config)
-        .success();
-    assert!(fixture.path("dist/keyless-throwaway/cosign.pub").is_file());
+    // A plain rehearsal still signs with a throwaway key, token or not: the basic fixture's
+    // release.toml has no `[sign]`, so its mode is the default, keyless.
+    let plain = fixture.path("dist/v1.0.0");
+    assert!(plain.join("cosign.pub").is_file() && !plain.join("SHA256SUMS.pem").exists());
 }
 
 #[test]
@@ -692,6 +683,43 @@ fn the_gate_needs_an_identity_and_a_trusted_root_before_building() {
         .stderr_has("no trusted root for keyless verification")
         .stderr_has("xrelease has no TUF client");
     assert!(!fixture.path("dist/keyless-no-policy").exists());
+}
+
+#[test]
+fn nothing_reaches_the_log_unless_the_local_checks_pass() {
+    // A stale binary left in the release directory would fail the gate after signing: the sign
+    // stage finds it first, before a certificate is requested or an entry logged.
+    let release = keyless_release();
+    let (_s, dir) = keyless_copy();
+    std::fs::write(dir.join("stale-0.9.0-linux-amd64"), b"old build").unwrap();
+    let signature = std::fs::read(dir.join("SHA256SUMS.sig")).unwrap();
+    let mut manifest: xrelease::manifest::Manifest =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    let sign = xrelease::config::Sign {
+        mode: xrelease::config::SignMode::Keyless,
+        key: PathBuf::from("unused.key"),
+        fulcio_url: release.server.fulcio_url.clone(),
+        rekor_url: release.server.rekor_url.clone(),
+        trusted_root: Some(release.server.trusted_root.clone()),
+        identity: Some(WORKFLOW_IDENTITY.into()),
+        issuer: Some(GITHUB_ISSUER.into()),
+    };
+    let mut signer = xrelease::signing::Signer::keyless(&sign, &|_| None).unwrap();
+    let err = xrelease::stage::sign::run(&dir, &mut manifest, &mut signer).unwrap_err();
+    let text = err.to_string();
+    assert_eq!(err.exit_code(), 3, "{text}");
+    assert!(
+        text.contains("not listed in SHA256SUMS: stale-0.9.0-linux-amd64"),
+        "{text}"
+    );
+    assert!(
+        text.contains("nothing was signed or sent to the transparency log"),
+        "{text}"
+    );
+    assert_eq!(
+        std::fs::read(dir.join("SHA256SUMS.sig")).unwrap(),
+        signature
+    );
 }
 
 // ---- xrelease verify: flags and the trusted root -----------------------------------------------
