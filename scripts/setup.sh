@@ -13,6 +13,8 @@ command -v git >/dev/null || missing+=(git)
 command -v openssl >/dev/null || missing+=(openssl)
 command -v aarch64-linux-gnu-gcc >/dev/null || missing+=(gcc-aarch64-linux-gnu)
 command -v qemu-aarch64-static >/dev/null || missing+=(qemu-user-static)
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   $sudo apt-get update -qq
@@ -21,6 +23,15 @@ fi
 
 # Independent checkers the tests run over xrelease's output (schema validators, verifiers).
 python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore -r tests/requirements.txt
+
+# The loopback Sigstore (Fulcio, Rekor) and sigstore-js's verifier for the keyless tests:
+# reinstalled only when package-lock.json is newer than the last install.
+sigstore_js=tests/support/sigstore
+if [ ! -f "$sigstore_js/node_modules/.package-lock.json" ] ||
+  [ "$sigstore_js/package-lock.json" -nt "$sigstore_js/node_modules/.package-lock.json" ]; then
+  echo "setup: npm ci in $sigstore_js"
+  (cd "$sigstore_js" && npm ci --no-audit --no-fund --loglevel=error)
+fi
 
 # rustup's aarch64 std where rustup can download it; Debian's rustc otherwise (doctor decides).
 cargo xtask doctor --fix

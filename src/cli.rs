@@ -95,8 +95,33 @@ enum Command {
     Verify {
         dir: PathBuf,
         /// The cosign public key the release must be signed with
-        #[arg(long, value_name = "FILE")]
-        key: PathBuf,
+        #[arg(
+            long,
+            value_name = "FILE",
+            required_unless_present = "certificate_identity"
+        )]
+        key: Option<PathBuf>,
+        /// Keyless: the exact certificate identity (SAN) that must have signed, e.g.
+        /// https://github.com/OWNER/REPO/.github/workflows/release.yml@refs/tags/v1.0.0
+        #[arg(
+            long,
+            value_name = "ID",
+            conflicts_with = "key",
+            requires = "certificate_oidc_issuer"
+        )]
+        certificate_identity: Option<String>,
+        /// Keyless: the exact OIDC issuer of that identity, e.g.
+        /// https://token.actions.githubusercontent.com
+        #[arg(long, value_name = "URL", requires = "certificate_identity")]
+        certificate_oidc_issuer: Option<String>,
+        /// Keyless: the Sigstore trusted_root.json to verify against (default: the cached
+        /// public-good root, ~/.cache/xrelease/trusted_root.json)
+        #[arg(long, value_name = "FILE", requires = "certificate_identity")]
+        trusted_root: Option<PathBuf>,
+        /// Keyless: use only the cached trusted root (xrelease has no TUF client yet, so it
+        /// never fetches one: every run is offline)
+        #[arg(long, requires = "certificate_identity")]
+        offline: bool,
         /// The repository the provenance must name (OWNER/REPO)
         #[arg(long, value_name = "OWNER/REPO")]
         repo: Option<String>,
@@ -275,16 +300,34 @@ fn run(dir: &Path, command: Command) -> Result<i32> {
         Command::Verify {
             dir: release_dir,
             key,
+            certificate_identity,
+            certificate_oidc_issuer,
+            trusted_root,
+            offline: _,
             repo,
             tag,
             json,
         } => {
-            let key = PublicKey::read(&dir.join(&key)).map_err(|e| Error::Config(e.to_string()))?;
+            let policy = match (key, certificate_identity, certificate_oidc_issuer) {
+                (Some(key), _, _) => Policy::Key(
+                    PublicKey::read(&dir.join(&key)).map_err(|e| Error::Config(e.to_string()))?,
+                ),
+                (None, Some(identity), Some(issuer)) => Policy::Keyless {
+                    identity,
+                    issuer,
+                    root: crate::signing::keyless::resolve_trusted_root(
+                        trusted_root.map(|p| dir.join(p)).as_deref(),
+                        &crate::signing::process_env,
+                    )
+                    .map_err(|e| Error::Config(e.to_string()))?,
+                },
+                _ => unreachable!("clap requires --key or both certificate flags"),
+            };
             let expect = Expect {
                 repository: repo,
                 tag,
             };
-            let report = verify::verify(&dir.join(&release_dir), &Policy::Key(key), &expect);
+            let report = verify::verify(&dir.join(&release_dir), &policy, &expect);
             if json {
                 println!(
                     "{}",
@@ -361,11 +404,7 @@ fn choose_publisher(dry_run: bool) -> Result<Publisher> {
 fn configured_signer(config: &crate::config::Config) -> Result<Signer> {
     match config.sign.mode {
         SignMode::Key => Signer::from_key_file(&config.sign.key),
-        SignMode::Keyless => Err(Error::Preflight(
-            "keyless signing is not available in this xrelease yet: set `[sign] mode = \"key\"` with a cosign key, \
-             or rehearse without --real-signing"
-                .into(),
-        )),
+        SignMode::Keyless => Signer::keyless(&config.sign, &crate::signing::process_env),
     }
 }
 

@@ -53,6 +53,7 @@ pub struct Report {
 /// publisher were chosen by the caller (a throwaway key and a recorder for rehearsals), so no
 /// stage knows which mode it is in.
 pub fn release(ctx: &Context, signer: &mut Signer, publisher: &mut Publisher) -> Result<Report> {
+    stage::preflight::signer(signer)?; //  keyless: an identity-token source exists
     stage::preflight::run(ctx, publisher)?; //  git tree, tag at HEAD, toolchains, GitHub access, checks
     if ctx.mode == Mode::Real
         && let Some(verified) = stage::verify::resumable(ctx, &signer.policy())?
@@ -77,6 +78,7 @@ pub fn assemble(
     signer: &mut Signer,
     publisher: &mut Publisher,
 ) -> Result<Report> {
+    stage::preflight::signer(signer)?; //  keyless: an identity-token source exists
     stage::preflight::run_for_assemble(ctx, publisher)?; //  the tagged commit, repository, GitHub access
     let manifest = stage::assemble::run(ctx, shares)?; //  shares checked and merged → dist/<tag>/
     finish(ctx, manifest, signer, publisher)

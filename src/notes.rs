@@ -113,6 +113,18 @@ pub fn verify_commands(policy: &Policy, repository: Option<&str>, tag: &str) -> 
                 "xrelease verify . --key cosign.pub --repo {repo} --tag {tag}"
             ));
         }
+        Policy::Keyless {
+            identity, issuer, ..
+        } => {
+            commands.push(format!(
+                "cosign verify-blob --bundle SHA256SUMS.sigstore.json --certificate-identity {identity} \
+                 --certificate-oidc-issuer {issuer} SHA256SUMS"
+            ));
+            commands.push(format!(
+                "xrelease verify . --certificate-identity {identity} --certificate-oidc-issuer {issuer} \
+                 --repo {repo} --tag {tag}"
+            ));
+        }
     }
     commands
 }

@@ -1,20 +1,44 @@
 //! Signing: one `Signer` (key or keyless is an enum, chosen once at the composition root) and the
 //! verification `Policy` derived from the same choice.
 //!
-//! Formats live in the submodules: cosign-compatible keys, DSSE envelopes, Sigstore bundles.
+//! Formats live in the submodules: cosign-compatible keys, DSSE envelopes, Sigstore bundles;
+//! keyless signing (Fulcio, Rekor, OIDC tokens) and its offline verification. Only `http.rs`
+//! talks to the network; verification (`keyless::verify_bundle`, `tlog`, `certificate`, `sct`)
+//! is offline and pure.
 
+mod asn1;
 pub mod bundle;
+pub mod certificate;
 pub mod dsse;
+pub mod ec;
+pub mod fulcio;
+pub mod http;
 pub mod key;
+pub mod keyless;
+pub mod oidc;
+pub mod rekor;
+pub mod sct;
+pub mod tlog;
+pub mod trusted_root;
 
 use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::secret::{COSIGN_PASSWORD_ENV, Password};
 use crate::verify::Policy;
-use bundle::Bundle;
+use bundle::{Bundle, Content};
 use dsse::Envelope;
 use key::{PrivateKey, PublicKey};
+use keyless::{ExpectedIdentity, KeylessConfig, KeylessSigner};
+use trusted_root::TrustedRoot;
+
+/// Reads an environment variable; the process environment in production, a list in tests.
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// The process environment, for [`Env`].
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
 
 /// A signature over a blob, in the forms the release directory holds.
 pub struct BlobSignature {
@@ -29,6 +53,31 @@ pub enum Signer {
     /// A cosign key: the configured one (`[sign] mode = "key"`), or a throwaway key made for a
     /// rehearsal, whose public half is written as `cosign.pub` so the verify pass can check it.
     Key { key: PrivateKey, throwaway: bool },
+    /// Sigstore keyless (`[sign] mode = "keyless"`): one ephemeral key per release, certified
+    /// by Fulcio, every signature logged in Rekor.
+    Keyless(Box<Keyless>),
+}
+
+/// A keyless signer whose certificate does not exist yet. Fulcio certificates live about ten
+/// minutes and every signature becomes a public log entry, so the certificate is requested at
+/// the first signature — after the build, SBOMs and checksums succeeded — never before.
+pub struct Keyless {
+    config: KeylessConfig,
+    expected: ExpectedIdentity,
+    root: TrustedRoot,
+    signer: Option<KeylessSigner>,
+}
+
+impl Keyless {
+    /// The Fulcio certificate, requested with an identity token on first use.
+    fn signer(&mut self) -> Result<&KeylessSigner> {
+        if self.signer.is_none() {
+            let signer = KeylessSigner::from_env(&self.config, &process_env)
+                .map_err(|e| Error::Sign(e.to_string()))?;
+            self.signer = Some(signer);
+        }
+        Ok(self.signer.as_ref().expect("just set"))
+    }
 }
 
 impl Signer {
@@ -60,21 +109,61 @@ impl Signer {
         })
     }
 
+    /// The configured keyless signer (`[sign] mode = "keyless"`), with the policy its release
+    /// gate will verify under: identity and issuer from `[sign]`, else from the GitHub Actions
+    /// environment; the configured trusted root, else the cached public-good one. Nothing is
+    /// sent anywhere yet (see [`Keyless`]).
+    pub fn keyless(sign: &crate::config::Sign, env: Env<'_>) -> Result<Signer> {
+        let config = KeylessConfig {
+            fulcio_url: sign.fulcio_url.clone(),
+            rekor_url: sign.rekor_url.clone(),
+            trusted_root: sign.trusted_root.clone(),
+            identity: sign.identity.clone(),
+            issuer: sign.issuer.clone(),
+        };
+        let preflight = |e: keyless::KeylessError| Error::Preflight(e.to_string());
+        let expected = config.expected_identity(env).map_err(preflight)?;
+        let root = config.trusted_root(env).map_err(preflight)?;
+        Ok(Signer::Keyless(Box::new(Keyless {
+            config,
+            expected,
+            root,
+            signer: None,
+        })))
+    }
+
+    /// What can be checked before anything is built: a keyless signer has a source for its
+    /// identity token (without fetching one: a token requested now could expire during the build).
+    pub fn preflight(&self, env: Env<'_>) -> Result<()> {
+        match self {
+            Signer::Key { .. } => Ok(()),
+            Signer::Keyless(_) => oidc::check_source(env)
+                .map(|_| ())
+                .map_err(|e| Error::Preflight(e.to_string())),
+        }
+    }
+
     /// The policy the release gate verifies with: the same key or identity that signs.
     pub fn policy(&self) -> Policy {
         match self {
             Signer::Key { key, .. } => Policy::Key(key.public_key()),
+            Signer::Keyless(k) => Policy::Keyless {
+                identity: k.expected.identity.clone(),
+                issuer: k.expected.issuer.clone(),
+                root: k.root.clone(),
+            },
         }
     }
 
     /// Keyless signatures come with a certificate and a transparency-log entry per signature.
     pub fn is_keyless(&self) -> bool {
-        false
+        matches!(self, Signer::Keyless(_))
     }
 
     pub fn public_key(&self) -> Option<PublicKey> {
         match self {
             Signer::Key { key, .. } => Some(key.public_key()),
+            Signer::Keyless(_) => None,
         }
     }
 
@@ -91,6 +180,10 @@ impl Signer {
                 key,
                 throwaway: false,
             } => format!("key {}", key.public_key().hint()),
+            Signer::Keyless(k) => format!(
+                "keyless Sigstore (Fulcio {}, Rekor {}) as {} ({})",
+                k.config.fulcio_url, k.config.rekor_url, k.expected.identity, k.expected.issuer
+            ),
         }
     }
 
@@ -105,6 +198,20 @@ impl Signer {
                     certificate_pem: None,
                 })
             }
+            Signer::Keyless(k) => {
+                let signer = k.signer()?;
+                let bundle = signer
+                    .sign_blob(bytes)
+                    .map_err(|e| Error::Sign(e.to_string()))?;
+                let Content::MessageSignature(signature) = &bundle.content else {
+                    unreachable!("a blob is signed as a message signature")
+                };
+                Ok(BlobSignature {
+                    der: signature.signature.0.clone(),
+                    certificate_pem: Some(signer.certificate_pem()),
+                    bundle,
+                })
+            }
         }
     }
 
@@ -115,6 +222,16 @@ impl Signer {
                 let envelope = Envelope::sign(payload_type, payload, key, "");
                 let bundle = Bundle::for_dsse(envelope.clone(), &key.public_key());
                 Ok((envelope, bundle))
+            }
+            Signer::Keyless(k) => {
+                let bundle = k
+                    .signer()?
+                    .sign_dsse(payload_type, payload)
+                    .map_err(|e| Error::Sign(e.to_string()))?;
+                let Content::DsseEnvelope(envelope) = &bundle.content else {
+                    unreachable!("an attestation is signed as a DSSE envelope")
+                };
+                Ok((envelope.clone(), bundle))
             }
         }
     }

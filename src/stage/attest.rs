@@ -28,6 +28,15 @@ pub fn sbom_attestation_name(binary: &str) -> String {
     format!("{binary}.cdx.intoto.jsonl")
 }
 
+/// The Sigstore bundle beside an attestation: `provenance.intoto.jsonl` →
+/// `provenance.sigstore.json`, `<artifact>.cdx.intoto.jsonl` → `<artifact>.cdx.sigstore.json`.
+pub fn bundle_name(attestation: &str) -> String {
+    let stem = attestation
+        .strip_suffix(".intoto.jsonl")
+        .unwrap_or(attestation);
+    format!("{stem}.sigstore.json")
+}
+
 /// Everything the provenance says about the run, gathered by the caller.
 pub struct Inputs<'a> {
     pub repository: &'a str,
@@ -45,48 +54,36 @@ pub fn run(
     signer: &mut Signer,
     inputs: &Inputs<'_>,
 ) -> Result<()> {
-    let statement = provenance(manifest, inputs)?;
-    let (envelope, bundle) = signer.sign_dsse(PAYLOAD_TYPE, &to_bytes(&statement))?;
-    let line = format!(
-        "{}\n",
-        serde_json::to_string(&envelope).expect("plain data")
-    );
-    write(
-        dist,
-        manifest,
-        PROVENANCE_FILE,
+    // Every statement is made before the first is signed: a keyless signature is a public log
+    // entry, and one statement that cannot be made must not leave the others logged.
+    let mut statements = vec![(
+        PROVENANCE_FILE.to_string(),
         Kind::Provenance,
         None,
-        line.as_bytes(),
-    )?;
-    let bundle = bundle.to_json().map_err(|e| Error::Sign(e.to_string()))?;
-    write(
-        dist,
-        manifest,
-        PROVENANCE_BUNDLE,
-        Kind::Bundle,
-        Some(PROVENANCE_FILE),
-        bundle.as_bytes(),
-    )?;
-
-    let binaries: Vec<(String, String)> = manifest
-        .binaries()
-        .map(|b| (b.name.clone(), b.sha256.clone()))
-        .collect();
-    for (binary, sha256) in binaries {
-        let sbom_path = dist.join(crate::stage::sbom::file_name(&binary));
+        provenance(manifest, inputs)?,
+    )];
+    for binary in manifest.binaries() {
+        let sbom_path = dist.join(crate::stage::sbom::file_name(&binary.name));
         let text =
             std::fs::read(&sbom_path).map_err(Error::io("cannot read the SBOM", &sbom_path))?;
         let sbom: Value = serde_json::from_slice(&text)
             .map_err(|e| Error::Manifest(format!("{}: not JSON: {e}", sbom_path.display())))?;
         let statement = json!({
             "_type": STATEMENT_TYPE,
-            "subject": [{ "name": binary, "digest": { "sha256": sha256 } }],
+            "subject": [{ "name": binary.name, "digest": { "sha256": binary.sha256 } }],
             "predicateType": CYCLONEDX_BOM,
             "predicate": sbom,
         });
+        statements.push((
+            sbom_attestation_name(&binary.name),
+            Kind::SbomAttestation,
+            Some(binary.name.clone()),
+            statement,
+        ));
+    }
+
+    for (name, kind, describes, statement) in statements {
         let (envelope, bundle) = signer.sign_dsse(PAYLOAD_TYPE, &to_bytes(&statement))?;
-        let name = sbom_attestation_name(&binary);
         let line = format!(
             "{}\n",
             serde_json::to_string(&envelope).expect("plain data")
@@ -95,18 +92,18 @@ pub fn run(
             dist,
             manifest,
             &name,
-            Kind::SbomAttestation,
-            Some(&binary),
+            kind,
+            describes.as_deref(),
             line.as_bytes(),
         )?;
-        // Keyless signatures carry their certificate and log entry in a bundle beside it.
-        if signer.is_keyless() {
-            let bundle_name = format!("{binary}.cdx.sigstore.json");
+        // The provenance always has its bundle; keyless signatures carry their certificate and
+        // log entry in a bundle beside every attestation.
+        if kind == Kind::Provenance || signer.is_keyless() {
             let bundle = bundle.to_json().map_err(|e| Error::Sign(e.to_string()))?;
             write(
                 dist,
                 manifest,
-                &bundle_name,
+                &bundle_name(&name),
                 Kind::Bundle,
                 Some(&name),
                 bundle.as_bytes(),

@@ -11,6 +11,7 @@ use crate::error::{Error, Result, tail};
 use crate::git::Git;
 use crate::platform::{self, Target};
 use crate::shell::{Shell, find_program};
+use crate::signing::Signer;
 use crate::stage::publish::Publisher;
 
 /// Before a release or a runner's share is built: everything.
@@ -57,6 +58,13 @@ fn check_toolchains(ctx: &Context) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// The signer can sign when its turn comes: a keyless signer has an identity-token source
+/// (`SIGSTORE_ID_TOKEN`, or GitHub Actions' token endpoint), so a missing token stops the
+/// release here rather than after the build. (A key was already unlocked when it was loaded.)
+pub fn signer(signer: &Signer) -> Result<()> {
+    signer.preflight(&crate::signing::process_env)
 }
 
 fn check_git(ctx: &Context) -> Result<()> {

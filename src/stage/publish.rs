@@ -265,6 +265,7 @@ fn notes(
         verify_commands: notes::verify_commands(policy, repository, &manifest.tag),
         public_key: match policy {
             Policy::Key(_) => Some("cosign.pub".into()),
+            Policy::Keyless { .. } => None,
         },
     };
     notes

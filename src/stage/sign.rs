@@ -10,6 +10,17 @@ use crate::signing::key::encode_signature;
 use crate::stage::checksums;
 
 pub fn run(dist: &Path, manifest: &mut Manifest, signer: &mut Signer) -> Result<()> {
+    if signer.is_keyless() {
+        // The next step is public and permanent (a transparency-log entry): first make sure the
+        // local stages left a release that can pass, so a failure leaves no orphaned entry.
+        let report = crate::verify::verify_unsigned(dist);
+        if !report.ok {
+            return Err(Error::Verification(format!(
+                "{}nothing was signed or sent to the transparency log",
+                report.render()
+            )));
+        }
+    }
     let sums_path = dist.join(checksums::FILE);
     let sums = std::fs::read(&sums_path).map_err(Error::io("cannot read", &sums_path))?;
     let signature = signer.sign_blob(&sums)?;

@@ -12,7 +12,7 @@ use crate::signing::bundle::{Bundle, Content};
 use crate::signing::dsse::Envelope;
 use crate::stage::attest::{
     CYCLONEDX_BOM, PAYLOAD_TYPE, PROVENANCE_BUNDLE, PROVENANCE_FILE, SLSA_PROVENANCE,
-    STATEMENT_TYPE, sbom_attestation_name,
+    STATEMENT_TYPE, bundle_name, sbom_attestation_name,
 };
 
 type Files = BTreeMap<String, Option<Vec<u8>>>;
@@ -36,7 +36,8 @@ pub(super) fn check(
 }
 
 /// Reads a `.intoto.jsonl` file's envelopes and verifies each under the policy; on success, the
-/// verified statements. One `attestation` check per file.
+/// verified statements. One `attestation` check per file (keyless: preceded by the `keyless`
+/// checks of the bundle beside it, which must hold the file's one envelope).
 fn verified_statements(
     checks: &mut Checks,
     policy: &Policy,
@@ -51,17 +52,33 @@ fn verified_statements(
         let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())?;
         let mut envelopes = Vec::new();
         let mut statements = Vec::new();
-        for (n, line) in text
+        let lines: Vec<(usize, &str)> = text
             .lines()
             .enumerate()
             .filter(|(_, l)| !l.trim().is_empty())
-        {
+            .collect();
+        if matches!(policy, Policy::Keyless { .. }) && lines.len() > 1 {
+            return Err(format!(
+                "{} envelopes; a keyless attestation holds one, the one in {}",
+                lines.len(),
+                bundle_name(name)
+            ));
+        }
+        for (n, line) in lines {
             let envelope: Envelope = serde_json::from_str(line)
                 .map_err(|e| format!("line {}: not a DSSE envelope: {e}", n + 1))?;
-            let Policy::Key(key) = policy;
-            let payload = envelope
-                .verify(key)
-                .map_err(|e| format!("line {}: {e}", n + 1))?;
+            let payload = match policy {
+                Policy::Key(key) => envelope
+                    .verify(key)
+                    .map_err(|e| format!("line {}: {e}", n + 1))?,
+                Policy::Keyless { .. } => super::keyless::verify_envelope(
+                    checks,
+                    policy,
+                    files,
+                    &bundle_name(name),
+                    &envelope,
+                )?,
+            };
             if envelope.payload_type != PAYLOAD_TYPE {
                 return Err(format!(
                     "line {}: payloadType is `{}`, expected `{PAYLOAD_TYPE}`",
@@ -184,8 +201,10 @@ fn check_provenance(
             .ok_or(format!("{PROVENANCE_BUNDLE} is missing"))?;
         let bundle = Bundle::from_json(std::str::from_utf8(bytes).map_err(|_| "not UTF-8")?)
             .map_err(|e| e.to_string())?;
-        let Policy::Key(key) = policy;
-        bundle.verify_dsse(key).map_err(|e| e.to_string())?;
+        // Keyless: the bundle already passed its `keyless` checks, or nothing here ran.
+        if let Policy::Key(key) = policy {
+            bundle.verify_dsse(key).map_err(|e| e.to_string())?;
+        }
         match &bundle.content {
             Content::DsseEnvelope(e) if *e == envelopes[0] => {
                 Ok("Sigstore bundle v0.3 holds the same verified envelope".into())

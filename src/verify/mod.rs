@@ -13,15 +13,24 @@ use serde::Serialize;
 use crate::digest::sha256_files;
 use crate::signing::bundle::Bundle;
 use crate::signing::key::PublicKey;
+use crate::signing::trusted_root::TrustedRoot;
 use crate::stage::checksums;
 
 mod attestations;
+mod keyless;
 
 /// Who must have signed the release.
 #[derive(Debug, Clone)]
 pub enum Policy {
     /// A cosign-compatible public key (`--key cosign.pub`).
     Key(PublicKey),
+    /// Sigstore keyless: a Fulcio certificate for exactly this identity (SAN) and OIDC issuer,
+    /// chaining to `root`, with every signature in a transparency log `root` trusts.
+    Keyless {
+        identity: String,
+        issuer: String,
+        root: TrustedRoot,
+    },
 }
 
 /// What the caller expects the release to be (provenance checks use these).
@@ -115,6 +124,32 @@ impl Checks {
 }
 
 pub fn verify(dir: &Path, policy: &Policy, expect: &Expect) -> Report {
+    let (mut checks, files, digests) = read(dir);
+    let sums = check_sums(&mut checks, &files, &digests);
+    check_signature(&mut checks, policy, &files);
+    check_sboms(&mut checks, &files, &digests, &sums);
+    attestations::check(&mut checks, policy, &files, &sums, expect);
+    finish(dir, checks, digests)
+}
+
+/// The checks that need no signature: `SHA256SUMS` against the files (well formed, plain names,
+/// every line matching, nothing unlisted) and the SBOMs. The sign stage runs these before a
+/// keyless signer sends anything to the transparency log.
+pub fn verify_unsigned(dir: &Path) -> Report {
+    let (mut checks, files, digests) = read(dir);
+    let sums = check_sums(&mut checks, &files, &digests);
+    check_sboms(&mut checks, &files, &digests, &sums);
+    finish(dir, checks, digests)
+}
+
+type Read = (
+    Checks,
+    BTreeMap<String, Option<Vec<u8>>>,
+    BTreeMap<String, String>,
+);
+
+/// Reads (and hashes) every file of the directory once.
+fn read(dir: &Path) -> Read {
     let mut checks = Checks(Vec::new());
     let mut files: BTreeMap<String, Option<Vec<u8>>> = BTreeMap::new();
     let mut digests = BTreeMap::new();
@@ -148,11 +183,10 @@ pub fn verify(dir: &Path, policy: &Policy, expect: &Expect) -> Report {
         }
     }
 
-    let sums = check_sums(&mut checks, &files, &digests);
-    check_signature(&mut checks, policy, &files);
-    check_sboms(&mut checks, &files, &digests, &sums);
-    attestations::check(&mut checks, policy, &files, &sums, expect);
+    (checks, files, digests)
+}
 
+fn finish(dir: &Path, checks: Checks, digests: BTreeMap<String, String>) -> Report {
     let checks = checks.0;
     let passed = checks.iter().filter(|c| c.passed).count();
     let total = checks.len();
@@ -312,7 +346,10 @@ fn check_signature(
     files: &BTreeMap<String, Option<Vec<u8>>>,
 ) {
     let sums = files.get(checksums::FILE).and_then(|b| b.as_deref());
-    let Policy::Key(key) = policy;
+    let key = match policy {
+        Policy::Key(key) => key,
+        Policy::Keyless { .. } => return keyless::check_signature(checks, policy, files),
+    };
     let sig = files.get("SHA256SUMS.sig").and_then(|b| b.as_deref());
     checks.add(
         "signature",

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod github_server;
+pub mod sigstore;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -109,6 +110,10 @@ impl Fixture {
             "CARGO_TARGET_DIR",
             "RUSTC",
             "RUSTFLAGS",
+            "GITHUB_WORKFLOW_REF",
+            "SIGSTORE_ID_TOKEN",
+            "ACTIONS_ID_TOKEN_REQUEST_URL",
+            "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
         ] {
             cmd.env_remove(var);
         }

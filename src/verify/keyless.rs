@@ -1,0 +1,157 @@
+//! Keyless (Sigstore) signatures: the bundle over `SHA256SUMS` and each attestation's bundle,
+//! through the 11 checks of [`verify_bundle`], each reported as its own `keyless` line.
+//!
+//! The loose files (`SHA256SUMS.sig`, `SHA256SUMS.pem`, `.intoto.jsonl`) are what other tools
+//! read, so each must be exactly what its verified bundle holds.
+
+use std::collections::BTreeMap;
+
+use super::{Checks, Policy};
+use crate::signing::bundle::{Bundle, Content, VerificationContent};
+use crate::signing::certificate::pem_blocks;
+use crate::signing::dsse::Envelope;
+use crate::signing::key::decode_signature;
+use crate::signing::keyless::{
+    Artifact, CheckResult, ExpectedIdentity, VerifyError, all_passed, unusable_bundle,
+    verify_bundle,
+};
+use crate::signing::trusted_root::TrustedRoot;
+use crate::stage::checksums;
+
+type Files = BTreeMap<String, Option<Vec<u8>>>;
+
+/// The check kind of every line this module reports.
+pub const KIND: &str = "keyless";
+pub const SUMS_BUNDLE: &str = "SHA256SUMS.sigstore.json";
+pub const SUMS_SIGNATURE: &str = "SHA256SUMS.sig";
+pub const SUMS_CERTIFICATE: &str = "SHA256SUMS.pem";
+
+fn parts(policy: &Policy) -> (&TrustedRoot, ExpectedIdentity) {
+    match policy {
+        Policy::Keyless {
+            identity,
+            issuer,
+            root,
+        } => (
+            root,
+            ExpectedIdentity {
+                identity: identity.clone(),
+                issuer: issuer.clone(),
+            },
+        ),
+        Policy::Key(_) => unreachable!("only called under a keyless policy"),
+    }
+}
+
+/// One `keyless` line per check, subject `<bundle>: <check id>`; true when every check passed.
+fn report(checks: &mut Checks, bundle_name: &str, results: Vec<CheckResult>) -> bool {
+    let ok = all_passed(&results);
+    for result in results {
+        checks.add(
+            KIND,
+            format!("{bundle_name}: {}", result.check.id()),
+            result.outcome.map_err(|why| why.to_string()),
+        );
+    }
+    ok
+}
+
+fn read_bundle(files: &Files, name: &str) -> Result<Bundle, String> {
+    let bytes = files
+        .get(name)
+        .and_then(|b| b.as_deref())
+        .ok_or_else(|| format!("{name} is missing"))?;
+    let text = std::str::from_utf8(bytes).map_err(|_| format!("{name} is not UTF-8 JSON"))?;
+    Bundle::from_json(text).map_err(|e| format!("{name}: {e}"))
+}
+
+/// Check 2 under a keyless policy: `SHA256SUMS.sigstore.json` passes the 11 checks over
+/// `SHA256SUMS`, and `SHA256SUMS.sig` / `SHA256SUMS.pem` are that bundle's signature and
+/// certificate (what `cosign verify-blob --signature --certificate` would read).
+pub(super) fn check_signature(checks: &mut Checks, policy: &Policy, files: &Files) {
+    let (root, expected) = parts(policy);
+    let sums = files.get(checksums::FILE).and_then(|b| b.as_deref());
+    let bundle = read_bundle(files, SUMS_BUNDLE);
+
+    let sig = files.get(SUMS_SIGNATURE).and_then(|b| b.as_deref());
+    checks.add(
+        "signature",
+        SUMS_SIGNATURE,
+        match (&bundle, sig) {
+            (_, None) => Err(format!("{SUMS_SIGNATURE} is missing")),
+            (Err(why), _) => Err(format!("not checked: {why}")),
+            (Ok(bundle), Some(sig)) => match &bundle.content {
+                Content::MessageSignature(bundled) => std::str::from_utf8(sig)
+                    .map_err(|_| "the signature is not text (base64 expected)".to_string())
+                    .and_then(|text| decode_signature(text.trim()).map_err(|e| e.to_string()))
+                    .and_then(|der| {
+                        if der == bundled.signature.0 {
+                            Ok(format!("the signature in {SUMS_BUNDLE}"))
+                        } else {
+                            Err(format!("not the signature in {SUMS_BUNDLE}"))
+                        }
+                    }),
+                Content::DsseEnvelope(_) => Err(format!("{SUMS_BUNDLE} holds no blob signature")),
+            },
+        },
+    );
+
+    let pem = files.get(SUMS_CERTIFICATE).and_then(|b| b.as_deref());
+    checks.add(
+        "signature",
+        SUMS_CERTIFICATE,
+        match (&bundle, pem) {
+            (_, None) => Err(format!("{SUMS_CERTIFICATE} is missing")),
+            (Err(why), _) => Err(format!("not checked: {why}")),
+            (Ok(bundle), Some(pem)) => {
+                let ders = std::str::from_utf8(pem)
+                    .map_err(|_| "not PEM text".to_string())
+                    .and_then(|text| {
+                        pem_blocks(text, "CERTIFICATE", "certificate file")
+                            .map_err(|e| e.to_string())
+                    });
+                match (&bundle.verification_material.content, ders) {
+                    (_, Err(why)) => Err(why),
+                    (VerificationContent::Certificate(cert), Ok(ders))
+                        if ders.len() == 1 && ders[0] == cert.raw_bytes.0 =>
+                    {
+                        Ok(format!("the certificate in {SUMS_BUNDLE}"))
+                    }
+                    _ => Err(format!("not the (single) certificate in {SUMS_BUNDLE}")),
+                }
+            }
+        },
+    );
+
+    let results = match (sums, bundle) {
+        (Some(sums), Ok(bundle)) => verify_bundle(&bundle, Artifact::Blob(sums), root, &expected),
+        (None, _) => unusable_bundle(VerifyError::Bundle(
+            "SHA256SUMS is missing, so its signature cannot be checked".into(),
+        )),
+        (_, Err(why)) => unusable_bundle(VerifyError::Bundle(why)),
+    };
+    report(checks, SUMS_BUNDLE, results);
+}
+
+/// An attestation envelope under a keyless policy: its bundle `bundle_name` must hold this very
+/// envelope and pass the 11 checks. Returns the verified payload.
+pub(super) fn verify_envelope(
+    checks: &mut Checks,
+    policy: &Policy,
+    files: &Files,
+    bundle_name: &str,
+    envelope: &Envelope,
+) -> Result<Vec<u8>, String> {
+    let (root, expected) = parts(policy);
+    let results = match read_bundle(files, bundle_name) {
+        Ok(bundle) => verify_bundle(&bundle, Artifact::Envelope(envelope), root, &expected),
+        Err(why) => unusable_bundle(VerifyError::Bundle(why)),
+    };
+    if report(checks, bundle_name, results) {
+        envelope.payload_bytes().map_err(|e| e.to_string())
+    } else {
+        Err(format!(
+            "its Sigstore bundle {bundle_name} did not pass the keyless checks"
+        ))
+    }
+}

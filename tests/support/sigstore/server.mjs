@@ -1,0 +1,416 @@
+// Loopback Sigstore for tests: @sigstore/mock's Fulcio and Rekor behind one HTTP server, smoothed to act like the real services.
+//
+// Usage: node server.mjs TRUSTED_ROOT_OUT [--other-root PATH] [--ca-clock-skew SECONDS]
+//                                         [--request-token TOKEN] [--claims JSON]
+//
+// Prints one JSON line on stdout once listening:
+//   {"url", "fulcio_url", "rekor_url", "token_request_url", "token_request_token", "trusted_root"}
+// and serves until stdin closes (so a crashed test never leaves it behind) or it is killed.
+//
+// @sigstore/mock ships request handlers only. Where the mock differs from the real services in ways
+// a client can observe, this wrapper makes it behave like the real one (see `smooth*` below):
+//   Fulcio: the token may come as `Authorization: Bearer` (the mock reads only the body); the
+//           proof of possession is checked (the mock ignores it); the audience must be `sigstore`
+//           and the token unexpired; the SAN for GitHub tokens is
+//           `https://github.com/{job_workflow_ref}` as real Fulcio makes it (the mock uses `sub`).
+//   Rekor:  a dsse entry is verified and canonicalised to {envelopeHash, payloadHash, signatures}
+//           (the mock stores the proposed entry as submitted); every entry goes into a real,
+//           growing RFC 6962 tree so inclusion proofs have audit paths (the mock always answers
+//           with a one-leaf tree and no hashes), and the checkpoint is re-signed for that tree
+//           with the same log key, in the mock's (and Rekor's) signed-note format.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+const mock = require('@sigstore/mock');
+
+const GITHUB_ISSUER = 'https://token.actions.githubusercontent.com';
+
+function parseArgs(argv) {
+  const out = { trustedRoot: argv[0], otherRoot: null, skew: 0, requestToken: null, claims: {} };
+  for (let i = 1; i < argv.length; i += 2) {
+    const [flag, value] = [argv[i], argv[i + 1]];
+    if (value === undefined) throw new Error(`${flag} needs a value`);
+    if (flag === '--other-root') out.otherRoot = value;
+    else if (flag === '--ca-clock-skew') out.skew = Number(value);
+    else if (flag === '--request-token') out.requestToken = value;
+    else if (flag === '--claims') out.claims = JSON.parse(value);
+    else throw new Error(`unknown flag ${flag}`);
+  }
+  if (!out.trustedRoot) throw new Error('usage: server.mjs TRUSTED_ROOT_OUT [flags]');
+  return out;
+}
+
+const b64 = (buf) => Buffer.from(buf).toString('base64');
+const b64url = (buf) => Buffer.from(buf).toString('base64url');
+const sha256 = (...parts) => {
+  const h = crypto.createHash('sha256');
+  for (const p of parts) h.update(p);
+  return h.digest();
+};
+const newKeyPair = () => crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const spkiDer = (publicKey) => publicKey.export({ format: 'der', type: 'spki' });
+
+// --- one Sigstore instance: CA, CT log, transparency log --------------------------------------
+
+async function makeInstance(baseURL, skewSeconds) {
+  const caKeys = newKeyPair();
+  const ctKeys = newKeyPair();
+  const tlogKeys = newKeyPair();
+  // A fixed clock only when skewed: the mock reads it once for the precertificate and once for
+  // the final certificate, so a clock that moved between the two would break the SCT.
+  const clock = skewSeconds ? new Date(Date.now() + skewSeconds * 1000) : undefined;
+  const ctlog = await mock.initializeCTLog(ctKeys, clock);
+  const ca = await mock.initializeCA(caKeys, ctlog, clock);
+  const tlog = await mock.initializeTLog(baseURL, tlogKeys);
+  return { ca, ctlog, tlog, tlogKeys };
+}
+
+function trustedRootJson(instance, baseURL, validFrom) {
+  const start = validFrom.toISOString();
+  const tlogKey = spkiDer(instance.tlogKeys.publicKey);
+  const logKey = (rawBytes) => ({
+    rawBytes: b64(rawBytes),
+    keyDetails: 'PKIX_ECDSA_P256_SHA_256',
+    validFor: { start },
+  });
+  return {
+    mediaType: 'application/vnd.dev.sigstore.trustedroot+json;version=0.1',
+    tlogs: [
+      {
+        baseUrl: baseURL,
+        hashAlgorithm: 'SHA2_256',
+        publicKey: logKey(tlogKey),
+        logId: { keyId: b64(sha256(tlogKey)) },
+      },
+    ],
+    certificateAuthorities: [
+      {
+        subject: { organization: 'sigstore.mock', commonName: 'sigstore' },
+        uri: baseURL,
+        certChain: { certificates: [{ rawBytes: b64(instance.ca.rootCertificate) }] },
+        validFor: { start },
+      },
+    ],
+    ctlogs: [
+      {
+        baseUrl: baseURL,
+        hashAlgorithm: 'SHA2_256',
+        publicKey: logKey(instance.ctlog.publicKey),
+        logId: { keyId: b64(instance.ctlog.logID) },
+      },
+    ],
+    timestampAuthorities: [],
+  };
+}
+
+// --- JWTs (unsigned: the mock decodes but never verifies them) ---------------------------------
+
+function decodeJwt(token) {
+  const parts = String(token).split('.');
+  if (parts.length !== 3) throw new HttpError(401, 'identity token is not a JWT');
+  return JSON.parse(Buffer.from(parts[1], 'base64url').toString('utf8'));
+}
+
+function encodeUnsignedJwt(claims) {
+  return `${b64url(JSON.stringify({ alg: 'none', typ: 'JWT' }))}.${b64url(JSON.stringify(claims))}.`;
+}
+
+function githubClaims(audience, overrides) {
+  const now = Math.floor(Date.now() / 1000);
+  const workflowRef = 'o/r/.github/workflows/release.yml@refs/tags/v1.0.0';
+  return {
+    iss: GITHUB_ISSUER,
+    sub: 'repo:o/r:ref:refs/tags/v1.0.0',
+    aud: audience,
+    iat: now,
+    nbf: now - 5,
+    exp: now + 300,
+    jti: crypto.randomUUID(),
+    repository: 'o/r',
+    repository_id: '1',
+    repository_owner: 'o',
+    repository_owner_id: '2',
+    repository_visibility: 'public',
+    ref: 'refs/tags/v1.0.0',
+    ref_type: 'tag',
+    sha: 'a'.repeat(40),
+    event_name: 'push',
+    run_id: '3',
+    run_attempt: '1',
+    runner_environment: 'github-hosted',
+    workflow: 'release',
+    workflow_ref: workflowRef,
+    workflow_sha: 'a'.repeat(40),
+    job_workflow_ref: workflowRef,
+    job_workflow_sha: 'a'.repeat(40),
+    ...overrides,
+  };
+}
+
+// --- Fulcio ---------------------------------------------------------------------------------
+
+class HttpError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+// What real Fulcio puts in the SAN for this token.
+function fulcioSubject(claims) {
+  if (claims.iss === GITHUB_ISSUER) return `https://github.com/${claims.job_workflow_ref}`;
+  if (claims.email) return claims.email;
+  return claims.sub;
+}
+
+// The proof-of-possession challenge: the email for email identities, else `sub`.
+function fulcioChallenge(claims) {
+  return claims.email && claims.email_verified ? claims.email : claims.sub;
+}
+
+function smoothFulcioRequest(req, body) {
+  const json = JSON.parse(body);
+  const auth = req.headers.authorization || '';
+  const bearer = /^bearer\s+(\S+)$/i.exec(auth)?.[1];
+  const token = bearer || json.credentials?.oidcIdentityToken;
+  if (!token) throw new HttpError(401, 'no identity token (Authorization: Bearer or credentials)');
+  const claims = decodeJwt(token);
+  const audiences = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
+  if (!audiences.includes('sigstore')) throw new HttpError(401, 'token audience is not sigstore');
+  if (typeof claims.exp !== 'number' || claims.exp * 1000 < Date.now()) {
+    throw new HttpError(401, 'token expired');
+  }
+  const request = json.publicKeyRequest;
+  if (!request?.publicKey?.content || !request.proofOfPossession) {
+    throw new HttpError(400, 'publicKeyRequest.publicKey.content and proofOfPossession are required');
+  }
+  let key;
+  try {
+    key = crypto.createPublicKey(request.publicKey.content);
+  } catch {
+    throw new HttpError(400, 'publicKey.content is not a PEM public key');
+  }
+  const challenge = Buffer.from(fulcioChallenge(claims), 'utf8');
+  const proof = Buffer.from(request.proofOfPossession, 'base64');
+  if (!crypto.verify('sha256', challenge, key, proof)) {
+    throw new HttpError(400, 'proof of possession does not verify');
+  }
+  const extended = { ...claims, fulcio_san: fulcioSubject(claims) };
+  return JSON.stringify({ ...json, credentials: { oidcIdentityToken: encodeUnsignedJwt(extended) } });
+}
+
+// --- Rekor ----------------------------------------------------------------------------------
+
+const pae = (type, payload) =>
+  Buffer.concat([
+    Buffer.from(`DSSEv1 ${Buffer.byteLength(type)} ${type} ${payload.length} `),
+    payload,
+  ]);
+
+function certificateKey(b64Pem) {
+  try {
+    return new crypto.X509Certificate(Buffer.from(b64Pem, 'base64')).publicKey;
+  } catch {
+    throw new HttpError(400, 'verifier is not a base64 PEM certificate');
+  }
+}
+
+// Real Rekor keeps only these fields of a proposed entry (and rejects what it cannot check).
+function smoothRekorRequest(body) {
+  const entry = JSON.parse(body);
+  if (entry.apiVersion !== '0.0.1') throw new HttpError(400, `unsupported apiVersion ${entry.apiVersion}`);
+  if (entry.kind === 'hashedrekord') {
+    const { data, signature } = entry.spec ?? {};
+    if (data?.hash?.algorithm !== 'sha256' || !/^[0-9a-f]{64}$/.test(data?.hash?.value ?? '')) {
+      throw new HttpError(400, 'spec.data.hash must be a sha256 hex digest');
+    }
+    certificateKey(signature?.publicKey?.content ?? '');
+    // Node cannot verify ECDSA over a bare digest, so unlike Rekor the signature itself is not
+    // checked here; the client-side verifier checks it.
+    return JSON.stringify({
+      apiVersion: '0.0.1',
+      kind: 'hashedrekord',
+      spec: {
+        data: { hash: { algorithm: 'sha256', value: data.hash.value } },
+        signature: { content: signature.content, publicKey: { content: signature.publicKey.content } },
+      },
+    });
+  }
+  if (entry.kind === 'dsse') {
+    const proposed = entry.spec?.proposedContent;
+    if (typeof proposed?.envelope !== 'string' || !proposed.verifiers?.length) {
+      throw new HttpError(400, 'dsse needs proposedContent.envelope (a string) and verifiers');
+    }
+    const envelope = JSON.parse(proposed.envelope);
+    const payload = Buffer.from(envelope.payload, 'base64');
+    const message = pae(envelope.payloadType, payload);
+    if (!envelope.signatures?.length) throw new HttpError(400, 'envelope has no signatures');
+    const signatures = envelope.signatures.map(({ sig }) => {
+      const verifier = proposed.verifiers.find((v) =>
+        crypto.verify('sha256', message, certificateKey(v), Buffer.from(sig, 'base64')),
+      );
+      if (!verifier) throw new HttpError(400, 'all signatures must have a key that verifies it');
+      return { signature: sig, verifier };
+    });
+    signatures.sort((a, b) => (a.signature < b.signature ? -1 : a.signature > b.signature ? 1 : 0));
+    return JSON.stringify({
+      apiVersion: '0.0.1',
+      kind: 'dsse',
+      spec: {
+        envelopeHash: { algorithm: 'sha256', value: sha256(proposed.envelope).toString('hex') },
+        payloadHash: { algorithm: 'sha256', value: sha256(payload).toString('hex') },
+        signatures,
+      },
+    });
+  }
+  throw new HttpError(400, `unsupported kind ${entry.kind}`);
+}
+
+// RFC 6962 Merkle tree over every entry this server has logged, with filler leaves around them.
+class MerkleLog {
+  constructor(origin, name, privateKey, keyId) {
+    Object.assign(this, { origin, name, privateKey, keyId, leaves: [] });
+    this.addFillers(5);
+  }
+  addFillers(n) {
+    for (let i = 0; i < n; i++) this.leaves.push(sha256(Buffer.from([0]), crypto.randomBytes(32)));
+  }
+  static root(leaves) {
+    if (leaves.length === 0) return sha256(Buffer.alloc(0));
+    if (leaves.length === 1) return leaves[0];
+    const k = MerkleLog.split(leaves.length);
+    return sha256(Buffer.from([1]), MerkleLog.root(leaves.slice(0, k)), MerkleLog.root(leaves.slice(k)));
+  }
+  // Largest power of two strictly below n.
+  static split(n) {
+    let k = 1;
+    while (k * 2 < n) k *= 2;
+    return k;
+  }
+  static path(m, leaves) {
+    if (leaves.length <= 1) return [];
+    const k = MerkleLog.split(leaves.length);
+    return m < k
+      ? [...MerkleLog.path(m, leaves.slice(0, k)), MerkleLog.root(leaves.slice(k))]
+      : [...MerkleLog.path(m - k, leaves.slice(k)), MerkleLog.root(leaves.slice(0, k))];
+  }
+  append(body, integratedTime) {
+    const index = this.leaves.length;
+    this.leaves.push(sha256(Buffer.from([0]), body));
+    this.addFillers(2);
+    const leaves = this.leaves.slice();
+    const rootHash = MerkleLog.root(leaves);
+    const note = [this.origin, `${leaves.length}`, b64(rootHash), `Timestamp: ${integratedTime * 1e9}`, ''].join('\n');
+    const signature = crypto.sign('sha256', Buffer.from(note), this.privateKey);
+    const hintAndSig = Buffer.concat([this.keyId.subarray(0, 4), signature]);
+    return {
+      logIndex: index,
+      treeSize: leaves.length,
+      rootHash: rootHash.toString('hex'),
+      hashes: MerkleLog.path(index, leaves).map((h) => h.toString('hex')),
+      checkpoint: `${note}\n\u2014 ${this.name} ${b64(hintAndSig)}\n`,
+    };
+  }
+}
+
+function smoothRekorResponse(response, merkle) {
+  const entries = JSON.parse(response);
+  for (const entry of Object.values(entries)) {
+    entry.verification.inclusionProof = merkle.append(Buffer.from(entry.body, 'base64'), entry.integratedTime);
+  }
+  return JSON.stringify(entries);
+}
+
+// --- HTTP -----------------------------------------------------------------------------------
+
+function readBody(req) {
+  return new Promise((resolve, reject) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+async function main() {
+  const args = parseArgs(process.argv.slice(2));
+  const requestToken = args.requestToken || crypto.randomBytes(16).toString('hex');
+  const routes = {};
+  const server = http.createServer(async (req, res) => {
+    const send = (status, body, type = 'application/json') => {
+      res.writeHead(status, { 'Content-Type': type });
+      res.end(body);
+    };
+    try {
+      const url = new URL(req.url, 'http://localhost');
+      const route = routes[`${req.method} ${url.pathname}`];
+      if (!route) return send(404, JSON.stringify({ message: `no route ${req.method} ${url.pathname}` }));
+      const { status, body, type } = await route(req, url, await readBody(req));
+      send(status, body, type);
+    } catch (e) {
+      const status = e instanceof HttpError ? e.status : e instanceof SyntaxError ? 400 : 500;
+      send(status, JSON.stringify({ code: status, message: e.message }));
+    }
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const baseURL = `http://127.0.0.1:${server.address().port}`;
+  const host = new URL(baseURL).host;
+
+  const instance = await makeInstance(baseURL, args.skew);
+  const validFrom = new Date(Date.now() + Math.min(0, args.skew) * 1000 - 60_000);
+  fs.writeFileSync(args.trustedRoot, JSON.stringify(trustedRootJson(instance, baseURL, validFrom), null, 2));
+  if (args.otherRoot) {
+    // Same names and URLs, different keys: what a verifier holding the wrong root would see.
+    const other = await makeInstance(baseURL, 0);
+    fs.writeFileSync(args.otherRoot, JSON.stringify(trustedRootJson(other, baseURL, validFrom), null, 2));
+  }
+
+  const fulcio = mock.fulcioHandler(instance.ca, { strict: true, subjectClaim: 'fulcio_san' });
+  const rekor = mock.rekorHandler(instance.tlog, { strict: true });
+  const tlogKeyId = sha256(spkiDer(instance.tlogKeys.publicKey));
+  const treeId = crypto.randomInt(2 ** 47);
+  const merkle = new MerkleLog(`${host} - ${treeId}`, host, instance.tlogKeys.privateKey, tlogKeyId);
+  const fromMock = ({ statusCode, response, contentType }) => ({
+    status: statusCode,
+    body: response,
+    type: contentType || 'text/plain',
+  });
+
+  routes['POST /api/v2/signingCert'] = async (req, _url, body) =>
+    fromMock(await fulcio.fn(smoothFulcioRequest(req, body)));
+  routes['POST /api/v1/log/entries'] = async (_req, _url, body) => {
+    const answer = fromMock(await rekor.fn(smoothRekorRequest(body)));
+    if (answer.status === 201) answer.body = smoothRekorResponse(answer.body, merkle);
+    return answer;
+  };
+  // GitHub Actions' ACTIONS_ID_TOKEN_REQUEST_URL.
+  routes['GET /token'] = async (req, url) => {
+    if (req.headers.authorization !== `bearer ${requestToken}`) {
+      throw new HttpError(401, 'bad ACTIONS_ID_TOKEN_REQUEST_TOKEN');
+    }
+    const audience = url.searchParams.get('audience') || 'https://github.com/o';
+    const value = encodeUnsignedJwt(githubClaims(audience, args.claims));
+    return { status: 200, body: JSON.stringify({ count: 1, value }) };
+  };
+
+  process.stdout.write(
+    `${JSON.stringify({
+      url: baseURL,
+      fulcio_url: baseURL,
+      rekor_url: baseURL,
+      token_request_url: `${baseURL}/token?api-version=2.0`,
+      token_request_token: requestToken,
+      trusted_root: args.trustedRoot,
+    })}\n`,
+  );
+  process.stdin.resume();
+  process.stdin.on('end', () => process.exit(0));
+}
+
+main().catch((e) => {
+  process.stderr.write(`sigstore test server failed: ${e.stack || e}\n`);
+  process.exit(1);
+});
