@@ -2131,3 +2131,166 @@ fn assemble_refuses_a_share_from_another_commit() {
         &format!("was built from commit {other}, but HEAD is {head}"),
     );
 }
+
+/// The release job of the generated workflow, run here with a tag push's `GITHUB_*` variables:
+/// the plan's matrix, one share per target, then `assemble` for real — keyless signing through
+/// the Actions token endpoint and a loopback Sigstore, publishing to a local GitHub.
+#[test]
+fn the_release_jobs_commands_publish_a_keyless_release_that_verifies() {
+    use support::github_server::GitHubServer;
+    use support::sigstore::{GITHUB_ISSUER, Options, Sigstore};
+    let setup = publish::release::setup(); // the shared fixture, tagged v1.0.0 at HEAD
+    let fixture = setup.fixture;
+    let workflow_ref = "fixture/basic/.github/workflows/release.yml@refs/tags/v1.0.0";
+    let identity = format!("https://github.com/{workflow_ref}");
+    let claims = serde_json::json!({
+        "sub": "repo:fixture/basic:ref:refs/tags/v1.0.0",
+        "repository": "fixture/basic",
+        "repository_owner": "fixture",
+        "sha": fixture.git(&["rev-parse", "HEAD"]),
+        "workflow_ref": workflow_ref,
+        "job_workflow_ref": workflow_ref,
+    });
+    let sigstore = Sigstore::start_with(Options {
+        claims: Some(claims),
+        ..Options::default()
+    });
+    let token = "ghs_release_job_token_0123456789";
+    let github = GitHubServer::builder()
+        .repo("fixture", "basic")
+        .token(token, true)
+        .immutable(true)
+        .start();
+
+    // plan job: the matrix names the shares the build jobs make.
+    let plan = fixture.xrelease(&["plan", "v1.0.0", "--json"]).run();
+    plan.success();
+    let plan: serde_json::Value = serde_json::from_str(&plan.stdout()).unwrap();
+    let matrix: Vec<&str> = plan["include"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["target"].as_str().unwrap())
+        .collect();
+    assert_eq!(matrix, [AMD64, "aarch64-unknown-linux-gnu"]);
+    let (_, shares) = split_shares(); // build jobs: `xrelease build "$TAG" --target "$TARGET"`
+
+    // release job: assemble with the Actions environment of a tag push.
+    let config_dir = tempfile::tempdir().unwrap();
+    let config = config_dir.path().join("release.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[release]\nexclude-bins = [\"app-secret\"]\n\n[sign]\nmode = \"keyless\"\nfulcio-url = \"{}\"\nrekor-url = \"{}\"\ntrusted-root = \"{}\"\n\n[github]\nrepository = \"fixture/basic\"\n",
+            sigstore.fulcio_url,
+            sigstore.rekor_url,
+            sigstore.trusted_root.display()
+        ),
+    )
+    .unwrap();
+    if fixture.path("release.local.toml").exists() {
+        std::fs::copy(
+            fixture.path("release.local.toml"),
+            config_dir.path().join("release.local.toml"),
+        )
+        .unwrap();
+    }
+    let dist = "dist/release-job";
+    let mut run = fixture.xrelease(&[
+        "assemble",
+        "v1.0.0",
+        shares[0].to_str().unwrap(),
+        shares[1].to_str().unwrap(),
+        "--quiet",
+        "--dist",
+        dist,
+    ]);
+    let head = fixture.git(&["rev-parse", "HEAD"]);
+    let api = github.api_url();
+    for (k, v) in [
+        ("GITHUB_ACTIONS", "true"),
+        ("GITHUB_REPOSITORY", "fixture/basic"),
+        ("GITHUB_REF", "refs/tags/v1.0.0"),
+        ("GITHUB_REF_NAME", "v1.0.0"),
+        ("GITHUB_SHA", head.as_str()),
+        ("GITHUB_WORKFLOW_REF", workflow_ref),
+        ("GITHUB_SERVER_URL", "https://github.com"),
+        ("GITHUB_RUN_ID", "777"),
+        ("GITHUB_RUN_ATTEMPT", "1"),
+        ("GITHUB_EVENT_NAME", "push"),
+        ("GITHUB_REPOSITORY_ID", "1001"),
+        ("GITHUB_REPOSITORY_OWNER_ID", "2002"),
+        ("RUNNER_ENVIRONMENT", "github-hosted"),
+        (
+            "ACTIONS_ID_TOKEN_REQUEST_URL",
+            sigstore.token_request_url.as_str(),
+        ),
+        (
+            "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+            sigstore.token_request_token.as_str(),
+        ),
+        ("GITHUB_TOKEN", token),
+        ("GITHUB_API_URL", api.as_str()),
+    ] {
+        run = run.env(k, v);
+    }
+    let out = run.run_with_config(&config);
+    out.success().stdout_has("published v1.0.0");
+
+    // Published: exactly the release directory, as one non-draft release.
+    let releases = github.releases("fixture", "basic");
+    assert_eq!(releases.len(), 1);
+    assert!(!releases[0].draft);
+    let dir = fixture.path(dist);
+    let mut local: Vec<(String, String)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap() != "publish-plan.json")
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                format!("sha256:{}", sha256_hex(&std::fs::read(&p).unwrap())),
+            )
+        })
+        .collect();
+    local.sort();
+    let mut remote: Vec<(String, String)> = releases[0]
+        .assets
+        .iter()
+        .map(|a| (a.name.clone(), a.digest.clone()))
+        .collect();
+    remote.sort();
+    assert_eq!(remote, local);
+    assert!(
+        local.iter().any(|(n, _)| n == "SHA256SUMS.pem"),
+        "keyless: the certificate is published"
+    );
+
+    // What was published verifies offline against the workflow's identity.
+    let verify = std::process::Command::new(env!("CARGO_BIN_EXE_xrelease"))
+        .arg("verify")
+        .arg(&dir)
+        .args([
+            "--certificate-identity",
+            &identity,
+            "--certificate-oidc-issuer",
+            GITHUB_ISSUER,
+            "--trusted-root",
+        ])
+        .arg(&sigstore.trusted_root)
+        .args(["--repo", "fixture/basic", "--tag", "v1.0.0"])
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&verify.stdout);
+    assert!(verify.status.success(), "{report}");
+    let (_, provenance) = read_envelope(&dir.join("provenance.intoto.jsonl"));
+    assert_eq!(
+        provenance["predicate"]["runDetails"]["builder"]["id"],
+        identity
+    );
+    assert_eq!(
+        provenance["predicate"]["runDetails"]["metadata"]["invocationId"],
+        "https://github.com/fixture/basic/actions/runs/777/attempts/1"
+    );
+    assert_never_leaked(token, &[&out], &[dir.as_path()]);
+}

@@ -2,4 +2,4 @@
 //! client with a fault at every request, and releases through the real binary.
 
 mod client;
-mod release;
+pub(crate) mod release;

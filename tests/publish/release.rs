@@ -17,14 +17,14 @@ const REPO: &str = "basic";
 const TOKEN: &str = "ghp_xreleaseE2E_secretTOKEN_0123456789";
 const PASSWORD: &str = "publish-Key-pa55-never-printed";
 
-struct Setup {
-    fixture: &'static Fixture,
+pub(crate) struct Setup {
+    pub(crate) fixture: &'static Fixture,
     keys: tempfile::TempDir,
     config: PathBuf,
 }
 
 /// The shared basic fixture tagged at HEAD, and a key-signing config outside it.
-fn setup() -> &'static Setup {
+pub(crate) fn setup() -> &'static Setup {
     static SETUP: OnceLock<Setup> = OnceLock::new();
     SETUP.get_or_init(|| {
         let (fixture, outcome) = basic_release();
