@@ -273,11 +273,52 @@ fn configured_linker_that_does_not_exist() {
 #[test]
 fn a_real_release_needs_the_tag_at_head() {
     let fixture = Fixture::new("basic");
-    // Today a real run is refused before building because later stages are missing; either way
-    // nothing is built.
-    let out = fixture.xrelease(&["release", "v1.0.0"]).run();
-    out.code(2);
-    assert!(!fixture.path("dist").exists());
+    let keys = tempfile::tempdir().unwrap();
+    let prefix = keys.path().join("k");
+    fixture
+        .xrelease(&["keygen", "--output-prefix", prefix.to_str().unwrap()])
+        .env("COSIGN_PASSWORD", PASSWORD)
+        .run()
+        .success();
+    let config = key_config(&fixture, keys.path(), "k.key");
+    let real = || {
+        fixture
+            .xrelease(&["release", "v1.0.0"])
+            .env("COSIGN_PASSWORD", PASSWORD)
+            .env("GITHUB_TOKEN", "t")
+    };
+    real()
+        .run_with_config(&config)
+        .code(2)
+        .stderr_has("tag v1.0.0 does not exist")
+        .stderr_has("git tag -a v1.0.0");
+    fixture.git(&["tag", "v1.0.0"]);
+    fixture.write("NOTES.md", "a later commit\n");
+    fixture.commit("after the tag");
+    real()
+        .run_with_config(&config)
+        .code(2)
+        .stderr_has("tag v1.0.0 points at")
+        .stderr_has("git checkout v1.0.0");
+    assert!(!fixture.path("dist").exists(), "nothing is built");
+}
+
+#[test]
+fn a_failing_pre_release_check_stops_the_release_with_its_output() {
+    let fixture = Fixture::new("basic");
+    let config = fixture.read("release.toml").replace(
+        "[release]\n",
+        "[release]\npre-release-checks = [\"sh -c 'echo audit found RUSTSEC-0000-0000; exit 1'\"]\n",
+    );
+    fixture.write("release.toml", &config);
+    fixture.commit("a failing check");
+    fixture
+        .xrelease(&["release", "v1.0.0", "--dry-run"])
+        .run()
+        .code(2)
+        .stderr_has("pre-release check `sh -c 'echo audit found RUSTSEC-0000-0000; exit 1'` failed")
+        .stderr_has("audit found RUSTSEC-0000-0000");
+    assert!(!fixture.path("dist").exists(), "nothing is built");
 }
 
 #[test]
