@@ -1062,16 +1062,10 @@ const PASSWORD: &str = "hunter2-Zq9-not-in-any-output";
 
 /// A config outside the fixture that signs with `key` (plus this machine's overrides beside it).
 fn key_config(fixture: &Fixture, dir: &std::path::Path, key: &str) -> std::path::PathBuf {
-    let config = dir.join("release.toml");
-    std::fs::write(&config, format!("[release]\nexclude-bins = [\"app-secret\"]\n\n[sign]\nmode = \"key\"\nkey = \"{key}\"\n\n[github]\nrepository = \"fixture/basic\"\n")).unwrap();
-    if fixture.path("release.local.toml").exists() {
-        std::fs::copy(
-            fixture.path("release.local.toml"),
-            dir.join("release.local.toml"),
-        )
-        .unwrap();
-    }
-    config
+    let text = format!(
+        "[release]\nexclude-bins = [\"app-secret\"]\n\n[sign]\nmode = \"key\"\nkey = \"{key}\"\n\n[github]\nrepository = \"fixture/basic\"\n"
+    );
+    fixture.config_outside(dir, &text)
 }
 
 /// Every byte xrelease wrote or printed must be free of `secret`.
@@ -2218,24 +2212,13 @@ fn the_release_jobs_commands_publish_a_keyless_release_that_verifies() {
 
     // release job: assemble with the Actions environment of a tag push.
     let config_dir = tempfile::tempdir().unwrap();
-    let config = config_dir.path().join("release.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[release]\nexclude-bins = [\"app-secret\"]\n\n[sign]\nmode = \"keyless\"\nfulcio-url = \"{}\"\nrekor-url = \"{}\"\ntrusted-root = \"{}\"\n\n[github]\nrepository = \"fixture/basic\"\n",
-            sigstore.fulcio_url,
-            sigstore.rekor_url,
-            sigstore.trusted_root.display()
-        ),
-    )
-    .unwrap();
-    if fixture.path("release.local.toml").exists() {
-        std::fs::copy(
-            fixture.path("release.local.toml"),
-            config_dir.path().join("release.local.toml"),
-        )
-        .unwrap();
-    }
+    let text = format!(
+        "[release]\nexclude-bins = [\"app-secret\"]\n\n[sign]\nmode = \"keyless\"\nfulcio-url = \"{}\"\nrekor-url = \"{}\"\ntrusted-root = \"{}\"\n\n[github]\nrepository = \"fixture/basic\"\n",
+        sigstore.fulcio_url,
+        sigstore.rekor_url,
+        sigstore.trusted_root.display()
+    );
+    let config = fixture.config_outside(config_dir.path(), &text);
     let dist = "dist/release-job";
     let mut run = fixture.xrelease(&[
         "assemble",

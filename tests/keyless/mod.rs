@@ -75,16 +75,7 @@ fn keyless_config(
         ));
     }
     text.push_str("\n[github]\nrepository = \"fixture/basic\"\n");
-    let config = dir.join("release.toml");
-    std::fs::write(&config, text).unwrap();
-    if fixture.path("release.local.toml").exists() {
-        std::fs::copy(
-            fixture.path("release.local.toml"),
-            dir.join("release.local.toml"),
-        )
-        .unwrap();
-    }
-    config
+    fixture.config_outside(dir, &text)
 }
 
 /// One keyless rehearsal of the basic fixture (`SIGSTORE_ID_TOKEN` with GitHub's claims),

@@ -36,17 +36,9 @@ pub(crate) fn setup() -> &'static Setup {
             &xrelease::secret::Password::from(PASSWORD),
         )
         .unwrap();
-        let config = keys.path().join("release.toml");
         let text =
             fixture.read("release.toml") + "\n[sign]\nmode = \"key\"\nkey = \"cosign.key\"\n";
-        std::fs::write(&config, text).unwrap();
-        if fixture.path("release.local.toml").exists() {
-            std::fs::copy(
-                fixture.path("release.local.toml"),
-                keys.path().join("release.local.toml"),
-            )
-            .unwrap();
-        }
+        let config = fixture.config_outside(keys.path(), &text);
         Setup {
             fixture,
             keys,

@@ -47,6 +47,18 @@ impl Fixture {
         std::fs::write(ignore, text).unwrap();
     }
 
+    /// Writes a release.toml into `dir`, outside the fixture's git tree (so the tree stays clean),
+    /// with this machine's overrides beside it as they are beside the fixture's own.
+    pub fn config_outside(&self, dir: &Path, text: &str) -> PathBuf {
+        let config = dir.join("release.toml");
+        std::fs::write(&config, text).unwrap();
+        let local = self.path("release.local.toml");
+        if local.exists() {
+            std::fs::copy(&local, dir.join("release.local.toml")).unwrap();
+        }
+        config
+    }
+
     pub fn path(&self, rel: &str) -> PathBuf {
         self.root.join(rel)
     }
