@@ -24,7 +24,6 @@ use cyclonedx_bom::models::property::{Properties, Property};
 use cyclonedx_bom::models::tool::Tools;
 use cyclonedx_bom::validation::Validate;
 
-use crate::digest::sha256_file;
 use crate::error::{Error, Result};
 use crate::manifest::{Artifact, BuildRecord, Kind, Manifest};
 
@@ -42,7 +41,8 @@ pub fn run(dist: &Path, metadata: &Metadata, manifest: &mut Manifest) -> Result<
         let name = file_name(&binary.name);
         let path = dist.join(&name);
         std::fs::write(&path, &json).map_err(Error::io("cannot write the SBOM", &path))?;
-        let (sha256, size) = sha256_file(&path).map_err(Error::io("cannot hash", &path))?;
+        // Hashed from the bytes just written: no second read of the file.
+        let (sha256, size) = (crate::digest::sha256_bytes(&json), json.len() as u64);
         manifest.upsert(Artifact {
             name,
             kind: Kind::Sbom,
