@@ -20,6 +20,7 @@ pub mod secret;
 pub mod shell;
 pub mod signing;
 pub mod tag;
+pub mod tuf;
 pub mod ui;
 pub mod verify;
 pub mod workspace;

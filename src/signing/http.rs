@@ -23,6 +23,26 @@ pub struct Response {
     pub body: String,
 }
 
+/// A response whose body is bytes.
+#[derive(Debug)]
+pub struct BytesResponse {
+    /// HTTP status code.
+    pub status: u16,
+    /// Body.
+    pub body: Vec<u8>,
+}
+
+/// Why [`Http::get_bytes`] has no response.
+#[derive(Debug, thiserror::Error)]
+pub enum GetError {
+    /// No response.
+    #[error(transparent)]
+    Transport(TransportError),
+    /// The body was longer than allowed.
+    #[error("the response is longer than allowed")]
+    TooLarge,
+}
+
 /// A request did not get a response.
 #[derive(Debug, thiserror::Error)]
 #[error("{method} {url} failed: {detail}; check the URL and that this machine can reach it")]
@@ -89,6 +109,34 @@ impl Http {
             request = request.header("Authorization", value);
         }
         Self::finish("GET", url, request.call())
+    }
+
+    /// GETs `url` as bytes, refusing a body longer than `limit` (TUF metadata and targets,
+    /// whose sizes are bounded by what the repository signed).
+    pub fn get_bytes(&self, url: &str, limit: u64) -> Result<BytesResponse, GetError> {
+        let fail = |detail: String| {
+            GetError::Transport(TransportError {
+                method: "GET",
+                url: url.to_owned(),
+                detail,
+            })
+        };
+        let mut response = self
+            .agent
+            .get(url)
+            .call()
+            .map_err(|e| fail(e.to_string()))?;
+        let status = response.status().as_u16();
+        let mut body = Vec::new();
+        let read = std::io::Read::read_to_end(
+            &mut std::io::Read::take(response.body_mut().as_reader(), limit + 1),
+            &mut body,
+        );
+        read.map_err(|e| fail(format!("reading the response: {e}")))?;
+        if body.len() as u64 > limit {
+            return Err(GetError::TooLarge);
+        }
+        Ok(BytesResponse { status, body })
     }
 
     fn finish(
