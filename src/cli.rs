@@ -12,6 +12,7 @@ use crate::context::{self, Context, Inputs, Mode};
 use crate::error::{Error, Result, exit};
 use crate::signing::Signer;
 use crate::signing::key::PublicKey;
+use crate::signing::keyless::{KeylessError, TrustSource};
 use crate::stage::publish::Publisher;
 use crate::tag::Tag;
 use crate::ui::{Ui, human_size};
@@ -114,13 +115,33 @@ enum Command {
         /// https://token.actions.githubusercontent.com
         #[arg(long, value_name = "URL", requires = "certificate_identity")]
         certificate_oidc_issuer: Option<String>,
-        /// Keyless: the Sigstore trusted_root.json to verify against (default: the cached
-        /// public-good root, ~/.cache/xrelease/trusted_root.json)
+        /// Keyless: the Sigstore trusted_root.json to verify against (default: the one Sigstore's
+        /// TUF repository publishes, fetched and verified over TUF)
         #[arg(long, value_name = "FILE", requires = "certificate_identity")]
         trusted_root: Option<PathBuf>,
-        /// Keyless: use only the cached trusted root (xrelease has no TUF client yet, so it
-        /// never fetches one: every run is offline)
-        #[arg(long, requires = "certificate_identity")]
+        /// Keyless: the TUF repository to fetch the trusted root from
+        #[arg(
+            long,
+            value_name = "URL",
+            requires = "certificate_identity",
+            conflicts_with = "trusted_root",
+            default_value = crate::tuf::SIGSTORE_TUF_URL
+        )]
+        tuf_url: String,
+        /// Keyless: that repository's initial root.json (built in for Sigstore's)
+        #[arg(
+            long,
+            value_name = "FILE",
+            requires = "certificate_identity",
+            conflicts_with = "trusted_root"
+        )]
+        tuf_root: Option<PathBuf>,
+        /// Keyless: no network; re-verify and use the trusted root an earlier run cached
+        #[arg(
+            long,
+            requires = "certificate_identity",
+            conflicts_with = "trusted_root"
+        )]
         offline: bool,
         /// The repository the provenance must name (OWNER/REPO)
         #[arg(long, value_name = "OWNER/REPO")]
@@ -303,7 +324,9 @@ fn run(dir: &Path, command: Command) -> Result<i32> {
             certificate_identity,
             certificate_oidc_issuer,
             trusted_root,
-            offline: _,
+            tuf_url,
+            tuf_root,
+            offline,
             repo,
             tag,
             json,
@@ -312,15 +335,25 @@ fn run(dir: &Path, command: Command) -> Result<i32> {
                 (Some(key), _, _) => Policy::Key(
                     PublicKey::read(&dir.join(&key)).map_err(|e| Error::Config(e.to_string()))?,
                 ),
-                (None, Some(identity), Some(issuer)) => Policy::Keyless {
-                    identity,
-                    issuer,
-                    root: crate::signing::keyless::resolve_trusted_root(
-                        trusted_root.map(|p| dir.join(p)).as_deref(),
-                        &crate::signing::process_env,
-                    )
-                    .map_err(|e| Error::Config(e.to_string()))?,
-                },
+                (None, Some(identity), Some(issuer)) => {
+                    let source = TrustSource::new(
+                        trusted_root.map(|p| dir.join(p)),
+                        Some(tuf_url),
+                        tuf_root.map(|p| dir.join(p)),
+                        offline,
+                    );
+                    let resolved = source
+                        .resolve(&crate::signing::process_env)
+                        .map_err(trust_error)?;
+                    if let Some(note) = resolved.note {
+                        eprintln!("note: {note}");
+                    }
+                    Policy::Keyless {
+                        identity,
+                        issuer,
+                        root: resolved.root,
+                    }
+                }
                 _ => unreachable!("clap requires --key or both certificate flags"),
             };
             let expect = Expect {
@@ -424,4 +457,15 @@ fn print_summary(ctx: &Context, report: &crate::Report) {
         );
     }
     println!("{}", report.published.summary(&ctx.plan.tag));
+}
+
+/// A trusted root that failed TUF verification fails the verification (exit 3); one that could
+/// not be obtained (network, cache, flags) is an error of the invocation (exit 2).
+fn trust_error(err: KeylessError) -> Error {
+    match &err {
+        KeylessError::Tuf(tuf) if tuf.is_untrusted() => Error::Verification(format!(
+            "the trusted root could not be verified over TUF: {err}"
+        )),
+        _ => Error::Config(err.to_string()),
+    }
 }

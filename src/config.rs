@@ -88,6 +88,8 @@ struct RawSign {
     fulcio_url: Option<String>,
     rekor_url: Option<String>,
     trusted_root: Option<String>,
+    tuf_url: Option<String>,
+    tuf_root: Option<String>,
     identity: Option<String>,
     issuer: Option<String>,
 }
@@ -119,6 +121,10 @@ pub struct Sign {
     pub fulcio_url: String,
     pub rekor_url: String,
     pub trusted_root: Option<PathBuf>,
+    /// The TUF repository the trusted root is fetched from when `trusted_root` is unset.
+    pub tuf_url: Option<String>,
+    /// That repository's initial root.json (needed for any but Sigstore's own).
+    pub tuf_root: Option<PathBuf>,
     pub identity: Option<String>,
     pub issuer: Option<String>,
 }
@@ -325,9 +331,18 @@ fn resolve(raw: Raw, path: &Path, root: PathBuf) -> Result<Config> {
             .rekor_url
             .unwrap_or_else(|| "https://rekor.sigstore.dev".into()),
         trusted_root: non_empty(s.trusted_root).map(|p| root.join(p)),
+        tuf_url: non_empty(s.tuf_url),
+        tuf_root: non_empty(s.tuf_root).map(|p| root.join(p)),
         identity: non_empty(s.identity),
         issuer: non_empty(s.issuer),
     };
+
+    if sign.trusted_root.is_some() && (sign.tuf_url.is_some() || sign.tuf_root.is_some()) {
+        return Err(bad(
+            "sign.trusted-root",
+            "a trusted root file and a TUF repository are two sources for the same thing; set `trusted-root`, or `tuf-url`/`tuf-root`, not both".to_owned(),
+        ));
+    }
 
     let github_repository = non_empty(raw.github.repository);
     if let Some(repo) = &github_repository {

@@ -42,8 +42,8 @@ pub struct KeylessConfig {
     pub fulcio_url: String,
     /// Rekor base URL.
     pub rekor_url: String,
-    /// A trusted_root.json for verification (required to verify: see [`KeylessConfig::trusted_root`]).
-    pub trusted_root: Option<PathBuf>,
+    /// Where the trusted root for verification comes from.
+    pub trust: TrustSource,
     /// Expected certificate identity; `None` derives it from the GitHub Actions environment.
     pub identity: Option<String>,
     /// Expected OIDC issuer; `None` derives it from the GitHub Actions environment.
@@ -55,7 +55,7 @@ impl Default for KeylessConfig {
         Self {
             fulcio_url: PUBLIC_GOOD_FULCIO_URL.to_owned(),
             rekor_url: PUBLIC_GOOD_REKOR_URL.to_owned(),
-            trusted_root: None,
+            trust: TrustSource::default(),
             identity: None,
             issuer: None,
         }
@@ -86,14 +86,9 @@ pub enum KeylessError {
     /// Generating the ephemeral key.
     #[error("generating the ephemeral signing key: {0}")]
     Key(#[from] KeyError),
-    /// No trusted root to verify with: none configured and none cached.
-    #[error(
-        "no trusted root for keyless verification: pass `--trusted-root FILE` (or set `[sign] trusted-root`) to the trusted_root.json of the Sigstore instance that signed, or put the public-good one at {cache}. xrelease has no TUF client, so it cannot fetch that root itself: take `trusted_root.json` from Sigstore's TUF repository (https://tuf-repo-cdn.sigstore.dev; `cosign initialize` caches it under ~/.sigstore/root/, and sigstore-python ships a copy), or make one for a private instance with `cosign trusted-root create`"
-    )]
-    NoTrustedRoot {
-        /// Where a cached public-good root would be read from.
-        cache: String,
-    },
+    /// The trusted root could not be fetched or verified over TUF.
+    #[error(transparent)]
+    Tuf(#[from] crate::tuf::TufError),
     /// The trusted root could not be read.
     #[error(transparent)]
     TrustedRoot(#[from] TrustedRootError),
@@ -136,15 +131,126 @@ pub fn github_workflow_identity(env: &dyn Fn(&str) -> Option<String>) -> Option<
     Some(format!("{server}/{workflow_ref}"))
 }
 
+/// Where a keyless verifier gets its trusted root (Fulcio CAs, Rekor and CT log keys).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrustSource {
+    /// A trusted_root.json file (a private Sigstore instance, or one fetched elsewhere).
+    File(PathBuf),
+    /// The `trusted_root.json` target of a TUF repository: Sigstore's public-good one by default.
+    Tuf {
+        /// Repository base URL.
+        url: String,
+        /// Its initial root.json; `None` is the embedded one (Sigstore's repository only).
+        initial_root: Option<PathBuf>,
+        /// Use only what an earlier run cached; never touch the network.
+        offline: bool,
+    },
+}
+
+impl Default for TrustSource {
+    fn default() -> Self {
+        TrustSource::Tuf {
+            url: crate::tuf::SIGSTORE_TUF_URL.to_owned(),
+            initial_root: None,
+            offline: false,
+        }
+    }
+}
+
+/// A trusted root, and anything the user should know about how it was obtained.
+#[derive(Debug)]
+pub struct ResolvedRoot {
+    /// The root.
+    pub root: TrustedRoot,
+    /// e.g. that offline metadata has expired.
+    pub note: Option<String>,
+}
+
+impl TrustSource {
+    /// From `[sign]` or the verify flags: a file wins; else the TUF repository at `tuf_url`
+    /// (default Sigstore's), trusting `tuf_root` (default the embedded root).
+    pub fn new(
+        trusted_root: Option<PathBuf>,
+        tuf_url: Option<String>,
+        tuf_root: Option<PathBuf>,
+        offline: bool,
+    ) -> Self {
+        match trusted_root {
+            Some(path) => TrustSource::File(path),
+            None => TrustSource::Tuf {
+                url: tuf_url.unwrap_or_else(|| crate::tuf::SIGSTORE_TUF_URL.to_owned()),
+                initial_root: tuf_root,
+                offline,
+            },
+        }
+    }
+
+    /// Reads the file, or updates the TUF metadata (or re-verifies the cache, offline) and
+    /// parses the verified `trusted_root.json` target. Never falls back to anything weaker.
+    pub fn resolve(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<ResolvedRoot, KeylessError> {
+        let (url, initial_root, offline) = match self {
+            TrustSource::File(path) => {
+                return Ok(ResolvedRoot {
+                    root: TrustedRoot::read(path)?,
+                    note: None,
+                });
+            }
+            TrustSource::Tuf {
+                url,
+                initial_root,
+                offline,
+            } => (url, initial_root, *offline),
+        };
+        let initial = match initial_root {
+            Some(path) => Some(std::fs::read(path).map_err(|e| crate::tuf::TufError::Io {
+                what: "reading the initial TUF root",
+                path: path.clone(),
+                detail: e.to_string(),
+            })?),
+            None => None,
+        };
+        let repo = crate::tuf::Repository::new(url, initial, env)?;
+        let now = unix_now();
+        let target = crate::tuf::TRUSTED_ROOT_TARGET;
+        let (bytes, note) = if offline {
+            let cached = repo.cached_target(target, now)?;
+            (
+                cached.bytes,
+                cached
+                    .expired
+                    .map(|e| format!("{e}; verifying with it anyway (--offline)")),
+            )
+        } else {
+            (repo.fetch_target(&Http::new(), target, now)?, None)
+        };
+        let source = format!("{url}/targets/{target}");
+        let text = String::from_utf8(bytes).map_err(|_| TrustedRootError::Parse {
+            path: source.clone(),
+            detail: "not UTF-8".to_owned(),
+        })?;
+        Ok(ResolvedRoot {
+            root: TrustedRoot::from_json(&text, &source)?,
+            note,
+        })
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
 impl KeylessConfig {
-    /// Reads the configured trusted root, else the cached public-good one
-    /// ([`trusted_root::cached_path`](super::trusted_root::cached_path)). There is no built-in
-    /// root: an absent one is an error, never "trust anything".
+    /// The trusted root the release gate verifies against (see [`TrustSource::resolve`]).
     pub fn trusted_root(
         &self,
         env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<TrustedRoot, KeylessError> {
-        resolve_trusted_root(self.trusted_root.as_deref(), env)
+    ) -> Result<ResolvedRoot, KeylessError> {
+        self.trust.resolve(env)
     }
 
     /// The verification policy: configured values, else GitHub Actions defaults.
@@ -164,26 +270,6 @@ impl KeylessConfig {
             .or_else(|| in_actions.then(|| GITHUB_ACTIONS_ISSUER.to_owned()))
             .ok_or(KeylessError::NoIssuer)?;
         Ok(ExpectedIdentity { identity, issuer })
-    }
-}
-
-/// The trusted root at `explicit`, else the cached public-good root, else a clear error.
-pub fn resolve_trusted_root(
-    explicit: Option<&std::path::Path>,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<TrustedRoot, KeylessError> {
-    if let Some(path) = explicit {
-        return Ok(TrustedRoot::read(path)?);
-    }
-    let cache = super::trusted_root::cached_path(env);
-    match &cache {
-        Some(path) if path.is_file() => Ok(TrustedRoot::read(path)?),
-        _ => Err(KeylessError::NoTrustedRoot {
-            cache: cache.map_or_else(
-                || "$XDG_CACHE_HOME/xrelease/trusted_root.json".to_owned(),
-                |p| p.display().to_string(),
-            ),
-        }),
     }
 }
 
@@ -349,36 +435,48 @@ mod tests {
     }
 
     #[test]
-    fn verifying_needs_a_configured_or_cached_trusted_root() {
+    fn the_trusted_root_comes_from_sigstores_tuf_repository_unless_configured() {
+        assert_eq!(
+            KeylessConfig::default().trust,
+            TrustSource::Tuf {
+                url: "https://tuf-repo-cdn.sigstore.dev".to_owned(),
+                initial_root: None,
+                offline: false,
+            }
+        );
+        let file = TrustSource::new(Some("/r.json".into()), Some("https://x".into()), None, true);
+        assert_eq!(file, TrustSource::File("/r.json".into()));
+
+        // Offline with nothing cached: fail closed, naming the cache and the fixes.
         let empty_cache = tempfile_dir();
         let cache_env = [("XDG_CACHE_HOME", empty_cache.to_str().unwrap())];
-        let err = KeylessConfig::default()
-            .trusted_root(&env(&cache_env))
-            .unwrap_err();
-        assert!(matches!(err, KeylessError::NoTrustedRoot { .. }), "{err}");
+        let offline = TrustSource::new(None, None, None, true);
+        let err = offline.resolve(&env(&cache_env)).unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("--trusted-root"), "{text}");
+        assert!(
+            text.contains("no trusted root cached for https://tuf-repo-cdn.sigstore.dev"),
+            "{text}"
+        );
         assert!(
             text.contains(&format!(
-                "{}/xrelease/trusted_root.json",
+                "{}/xrelease/tuf/https%3A%2F%2Ftuf-repo-cdn.sigstore.dev",
                 empty_cache.display()
             )),
             "{text}"
         );
-        // A cached root is read (and a bad one is reported, not skipped).
-        std::fs::create_dir_all(empty_cache.join("xrelease")).unwrap();
-        std::fs::write(empty_cache.join("xrelease/trusted_root.json"), "{}").unwrap();
-        let err = KeylessConfig::default()
-            .trusted_root(&env(&cache_env))
-            .unwrap_err();
-        assert!(matches!(err, KeylessError::TrustedRoot(_)), "{err}");
+        assert!(
+            text.contains("without `--offline`") && text.contains("--trusted-root"),
+            "{text}"
+        );
         std::fs::remove_dir_all(&empty_cache).unwrap();
 
-        let missing = KeylessConfig {
-            trusted_root: Some(PathBuf::from("/nonexistent/trusted_root.json")),
-            ..KeylessConfig::default()
-        };
-        let err = missing.trusted_root(&env(&[])).unwrap_err();
+        // Another repository needs its own anchor.
+        let private = TrustSource::new(None, Some("https://tuf.example".into()), None, false);
+        let err = private.resolve(&env(&cache_env)).unwrap_err();
+        assert!(err.to_string().contains("pass `--tuf-root FILE`"), "{err}");
+
+        let missing = TrustSource::File(PathBuf::from("/nonexistent/trusted_root.json"));
+        let err = missing.resolve(&env(&[])).unwrap_err();
         assert!(
             err.to_string().contains("/nonexistent/trusted_root.json"),
             "{err}"

@@ -111,19 +111,25 @@ impl Signer {
 
     /// The configured keyless signer (`[sign] mode = "keyless"`), with the policy its release
     /// gate will verify under: identity and issuer from `[sign]`, else from the GitHub Actions
-    /// environment; the configured trusted root, else the cached public-good one. Nothing is
-    /// sent anywhere yet (see [`Keyless`]).
+    /// environment; the configured trusted root, else the one a TUF repository publishes
+    /// (Sigstore's by default), fetched and verified now so a release never builds for nothing.
+    /// Nothing is sent to Fulcio or Rekor yet (see [`Keyless`]).
     pub fn keyless(sign: &crate::config::Sign, env: Env<'_>) -> Result<Signer> {
         let config = KeylessConfig {
             fulcio_url: sign.fulcio_url.clone(),
             rekor_url: sign.rekor_url.clone(),
-            trusted_root: sign.trusted_root.clone(),
+            trust: keyless::TrustSource::new(
+                sign.trusted_root.clone(),
+                sign.tuf_url.clone(),
+                sign.tuf_root.clone(),
+                false,
+            ),
             identity: sign.identity.clone(),
             issuer: sign.issuer.clone(),
         };
         let preflight = |e: keyless::KeylessError| Error::Preflight(e.to_string());
         let expected = config.expected_identity(env).map_err(preflight)?;
-        let root = config.trusted_root(env).map_err(preflight)?;
+        let root = config.trusted_root(env).map_err(preflight)?.root;
         Ok(Signer::Keyless(Box::new(Keyless {
             config,
             expected,

@@ -13,7 +13,7 @@ use super::bundle::{
 use super::certificate::{Cert, pem_blocks, to_pem};
 use super::dsse::{Envelope, decode_base64_lenient};
 use super::http::{Http, TransportError, excerpt};
-use crate::digest::hex;
+use crate::digest::{hex, unhex as decode_hex};
 
 /// Rekor refused the entry or answered something unusable.
 #[derive(Debug, thiserror::Error)]
@@ -207,16 +207,6 @@ fn to_bundle_entry(logged: LogEntry) -> Result<TransparencyLogEntry, String> {
         }),
         canonicalized_body: Base64Bytes(body),
     })
-}
-
-fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 /// What a bundle says was signed, to compare with a logged body.

@@ -167,17 +167,6 @@ impl TrustedRoot {
     }
 }
 
-/// Where the public-good trusted root is cached: `$XDG_CACHE_HOME/xrelease/trusted_root.json`,
-/// else `~/.cache/xrelease/trusted_root.json`. xrelease only reads it (it has no TUF client to
-/// refresh it); `None` when neither variable is set.
-pub fn cached_path(env: &dyn Fn(&str) -> Option<String>) -> Option<std::path::PathBuf> {
-    let non_empty = |name| env(name).filter(|v| !v.is_empty());
-    let cache = non_empty("XDG_CACHE_HOME")
-        .map(std::path::PathBuf::from)
-        .or_else(|| non_empty("HOME").map(|home| std::path::Path::new(&home).join(".cache")))?;
-    Some(cache.join("xrelease").join("trusted_root.json"))
-}
-
 impl LogInstance {
     /// The log's key, if it is one we can verify with.
     pub fn key(&self) -> Result<EcKey, UnsupportedKey> {

@@ -10,6 +10,7 @@ use sha2::{Digest as _, Sha256, Sha512};
 
 use super::TufError;
 use super::cjson;
+use crate::digest::{hex, unhex};
 use crate::signing::ec::{EcKey, HashAlg};
 use crate::signing::trusted_root::parse_rfc3339;
 
@@ -205,7 +206,7 @@ impl Envelope {
             let Some(key) = root.keys.get(&signature.keyid) else {
                 continue;
             };
-            let Ok(sig) = hex_decode(&signature.sig) else {
+            let Some(sig) = unhex(&signature.sig) else {
                 continue;
             };
             if key.verifies(&message, &sig) {
@@ -284,7 +285,7 @@ impl KeyDef {
                 base64::Engine::decode(&base64::engine::general_purpose::STANDARD, body).ok()?;
             return EcKey::from_spki_der(&der).ok();
         }
-        let point = hex_decode(public).ok()?;
+        let point = unhex(public)?;
         if let Ok(key) = p256::ecdsa::VerifyingKey::from_sec1_bytes(&point) {
             return Some(EcKey::P256(key));
         }
@@ -343,8 +344,8 @@ fn check_hashes(
     let mut checked = 0;
     for (alg, expected) in hashes {
         let actual = match alg.as_str() {
-            "sha256" => hex_encode(&Sha256::digest(bytes)),
-            "sha512" => hex_encode(&Sha512::digest(bytes)),
+            "sha256" => hex(&Sha256::digest(bytes)),
+            "sha512" => hex(&Sha512::digest(bytes)),
             _ => continue,
         };
         if !actual.eq_ignore_ascii_case(expected) {
@@ -367,20 +368,6 @@ fn check_hashes(
         });
     }
     Ok(())
-}
-
-fn hex_decode(text: &str) -> Result<Vec<u8>, ()> {
-    if !text.len().is_multiple_of(2) {
-        return Err(());
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2).ok_or(())?, 16).map_err(|_| ()))
-        .collect()
-}
-
-fn hex_encode(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -497,7 +484,7 @@ mod tests {
     #[test]
     fn targets_must_match_length_and_every_known_hash() {
         let body = b"trusted";
-        let sha256 = hex_encode(&Sha256::digest(body));
+        let sha256 = hex(&Sha256::digest(body));
         let file = TargetFile {
             length: 7,
             hashes: [("sha256".to_owned(), sha256.clone())].into(),

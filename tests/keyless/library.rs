@@ -16,7 +16,7 @@ use xrelease::signing::ec::EcKey;
 use xrelease::signing::key::PrivateKey;
 use xrelease::signing::keyless::{
     Artifact, Check, CheckResult, ExpectedIdentity, KeylessConfig, KeylessError, KeylessSigner,
-    all_passed, verify_bundle, verify_bundle_json,
+    TrustSource, all_passed, verify_bundle, verify_bundle_json,
 };
 use xrelease::signing::oidc::{IdToken, OidcError};
 use xrelease::signing::trusted_root::TrustedRoot;
@@ -38,7 +38,7 @@ fn config(server: &Sigstore) -> KeylessConfig {
     KeylessConfig {
         fulcio_url: server.fulcio_url.clone(),
         rekor_url: server.rekor_url.clone(),
-        trusted_root: Some(server.trusted_root.clone()),
+        trust: TrustSource::File(server.trusted_root.clone()),
         identity: None,
         issuer: None,
     }

@@ -3,6 +3,7 @@
 //! of that release; and the refusals that come before anything is built.
 
 mod library;
+mod tuf;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -647,9 +648,14 @@ fn the_gate_needs_an_identity_and_a_trusted_root_before_building() {
         .run_with_config(&config)
         .code(2)
         .stderr_has("no expected signer identity: set `[sign] identity`");
-    // No trusted root configured and none cached: fail closed, saying where to get one.
-    let cache = tempfile::tempdir().unwrap();
+    // No trusted root file: it comes over TUF, in preflight, so a repository that does not
+    // answer stops the release before anything is built.
     let text = std::fs::read_to_string(&config).unwrap();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_url = format!("http://{}", dead.local_addr().unwrap());
+    drop(dead);
+    let anchor =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tuf/sigstore-14.root.json");
     let text = text
         .lines()
         .filter(|l| !l.starts_with("trusted-root"))
@@ -660,19 +666,22 @@ fn the_gate_needs_an_identity_and_a_trusted_root_before_building() {
         text.replace(
             "[github]",
             &format!(
-                "identity = \"{WORKFLOW_IDENTITY}\"\nissuer = \"{GITHUB_ISSUER}\"\n\n[github]"
+                "identity = \"{WORKFLOW_IDENTITY}\"\nissuer = \"{GITHUB_ISSUER}\"\ntuf-url = \"{dead_url}\"\ntuf-root = \"{}\"\n\n[github]",
+                anchor.display()
             ),
         ),
     )
     .unwrap();
+    let cache = tempfile::tempdir().unwrap();
     fixture
         .xrelease(&args)
         .env("SIGSTORE_ID_TOKEN", &token)
         .env("XDG_CACHE_HOME", cache.path().to_str().unwrap())
         .run_with_config(&config)
         .code(2)
-        .stderr_has("no trusted root for keyless verification")
-        .stderr_has("xrelease has no TUF client");
+        .stderr_has(&format!(
+            "cannot reach the TUF repository: GET {dead_url}/15.root.json"
+        ));
     assert!(!fixture.path("dist/keyless-no-policy").exists());
 }
 
@@ -692,6 +701,8 @@ fn nothing_reaches_the_log_unless_the_local_checks_pass() {
         fulcio_url: release.server.fulcio_url.clone(),
         rekor_url: release.server.rekor_url.clone(),
         trusted_root: Some(release.server.trusted_root.clone()),
+        tuf_url: None,
+        tuf_root: None,
         identity: Some(WORKFLOW_IDENTITY.into()),
         issuer: Some(GITHUB_ISSUER.into()),
     };
@@ -714,46 +725,6 @@ fn nothing_reaches_the_log_unless_the_local_checks_pass() {
 }
 
 // ---- xrelease verify: flags and the trusted root -----------------------------------------------
-
-#[test]
-fn verify_without_a_trusted_root_uses_the_cache_or_fails_closed() {
-    let release = keyless_release();
-    let identity = [
-        "--certificate-identity",
-        WORKFLOW_IDENTITY,
-        "--certificate-oidc-issuer",
-        GITHUB_ISSUER,
-    ];
-    let (code, _, out) = verify(&release.dist, &identity);
-    assert_eq!(code, 2, "{}", out.stderr());
-    out.stderr_has("pass `--trusted-root FILE`")
-        .stderr_has("xrelease/trusted_root.json")
-        .stderr_has("tuf-repo-cdn.sigstore.dev");
-
-    let cache = tempfile::tempdir().unwrap();
-    std::fs::create_dir(cache.path().join("xrelease")).unwrap();
-    std::fs::copy(
-        &release.server.trusted_root,
-        cache.path().join("xrelease/trusted_root.json"),
-    )
-    .unwrap();
-    for offline in [false, true] {
-        let out = Command::new(env!("CARGO_BIN_EXE_xrelease"))
-            .arg("verify")
-            .arg(&release.dist)
-            .args(identity)
-            .args(offline.then_some("--offline"))
-            .env("XDG_CACHE_HOME", cache.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-}
 
 #[test]
 fn verify_takes_a_key_or_an_identity_not_both() {
@@ -918,7 +889,7 @@ fn tamper_a_genuine_log_entry_for_another_digest() {
     let config = xrelease::signing::keyless::KeylessConfig {
         fulcio_url: release.server.fulcio_url.clone(),
         rekor_url: release.server.rekor_url.clone(),
-        trusted_root: Some(release.server.trusted_root.clone()),
+        trust: xrelease::signing::keyless::TrustSource::File(release.server.trusted_root.clone()),
         identity: None,
         issuer: None,
     };

@@ -4,6 +4,7 @@
 
 pub mod github_server;
 pub mod sigstore;
+pub mod tuf;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
