@@ -379,4 +379,42 @@ mod tests {
             Err(TrustedRootError::Parse { .. })
         ));
     }
+
+    #[test]
+    fn reads_sigstores_public_good_root_with_the_logs_it_cannot_use() {
+        // The real trusted_root.json of the public-good instance: two Fulcio CAs (the first
+        // retired), a Rekor v1 log (ECDSA P-256) and a Rekor v2 log (Ed25519), two CT logs.
+        let text = include_str!("../../tests/fixtures/tuf/sigstore-trusted_root.json");
+        let root = TrustedRoot::from_json(text, "public-good").unwrap();
+        assert_eq!(root.tlogs.len(), 2);
+        assert_eq!(root.certificate_authorities.len(), 2);
+        for log in root.tlogs.iter().chain(&root.ctlogs) {
+            let key = log.key();
+            let spki = &log.public_key.raw_bytes.as_ref().unwrap().0;
+            if log.base_url.contains("log2025-1") {
+                // Ed25519 (Rekor v2) is listed, not usable: a bundle from it fails its checks.
+                assert!(key.is_err(), "{}", log.base_url);
+            } else {
+                key.unwrap_or_else(|e| panic!("{}: {e}", log.base_url));
+                let id: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(spki).into();
+                assert_eq!(
+                    log.log_id.key_id.0, id,
+                    "{}: logId is the key's SHA-256",
+                    log.base_url
+                );
+            }
+        }
+        let v1 = root
+            .tlogs
+            .iter()
+            .find(|l| l.base_url == "https://rekor.sigstore.dev")
+            .unwrap();
+        assert!(root.tlog(&v1.log_id.key_id.0).is_some());
+        assert!(v1.valid_at(1_735_689_600) && !v1.valid_at(1_600_000_000));
+        for ca in &root.certificate_authorities {
+            for cert in &ca.cert_chain.certificates {
+                super::super::certificate::Cert::from_der(&cert.raw_bytes.0, "CA").unwrap();
+            }
+        }
+    }
 }
