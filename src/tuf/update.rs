@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::metadata::{Envelope, HasCommon, MetaFile, MetaIndex, Role, Root, Targets};
+use super::metadata::{Envelope, HasCommon, MetaFile, MetaIndex, Role, Root, TargetFile, Targets};
 use super::{Cached, Repository, TufError};
 use crate::signing::http::Http;
 
@@ -38,14 +38,7 @@ impl<'a> Updater<'a> {
         let timestamp = self.update_timestamp(&root.value)?;
         let snapshot = self.update_snapshot(&root.value, &timestamp.value)?;
         let targets = self.update_targets(&root.value, &snapshot.value)?;
-        let info = targets
-            .value
-            .targets
-            .get(name)
-            .ok_or_else(|| TufError::NoTarget {
-                url: self.repo.url.clone(),
-                name: name.to_owned(),
-            })?;
+        let info = self.target_info(&targets.value, name)?;
         let cached = self.cache_path(&Path::new("targets").join(name));
         if let Ok(bytes) = std::fs::read(&cached)
             && info.check(&bytes, name).is_ok()
@@ -95,13 +88,7 @@ impl<'a> Updater<'a> {
             meta(&snapshot, "targets.json")?.version,
             "cached targets.json",
         )?;
-        let info = targets
-            .targets
-            .get(name)
-            .ok_or_else(|| TufError::NoTarget {
-                url: self.repo.url.clone(),
-                name: name.to_owned(),
-            })?;
+        let info = self.target_info(&targets, name)?;
         let path = self.cache_path(&Path::new("targets").join(name));
         let bytes = std::fs::read(&path).map_err(|_| no_cache())?;
         info.check(&bytes, &path.display().to_string())?;
@@ -292,6 +279,18 @@ impl<'a> Updater<'a> {
         let envelope = Envelope::parse(&bytes, &role.file()).ok()?;
         envelope.verify(root, role, &role.file()).ok()?;
         envelope.typed(role, &role.file()).ok()
+    }
+
+    /// §5.7: the target's entry (top-level targets only: delegations are not followed).
+    fn target_info<'t>(
+        &self,
+        targets: &'t Targets,
+        name: &str,
+    ) -> Result<&'t TargetFile, TufError> {
+        targets.targets.get(name).ok_or_else(|| TufError::NoTarget {
+            url: self.repo.url.clone(),
+            name: name.to_owned(),
+        })
     }
 
     fn cached_name(&self, role: Role) -> String {

@@ -19,16 +19,25 @@ fn repo() -> TufRepo {
 
 /// `xrelease verify` of the keyless release against `repo`, with `cache` as XDG_CACHE_HOME.
 fn verify_with(repo: &TufRepo, cache: &Path, extra: &[&str]) -> Outcome {
-    let release = keyless_release();
+    let anchor = repo.initial_root();
+    let mut args = vec![
+        "--tuf-url",
+        &repo.url,
+        "--tuf-root",
+        anchor.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    verify_keyless_with(cache, &args)
+}
+
+/// `xrelease verify` of the keyless release under its identity, with `args` for the trust.
+fn verify_keyless_with(cache: &Path, args: &[&str]) -> Outcome {
     let output = Command::new(env!("CARGO_BIN_EXE_xrelease"))
         .arg("verify")
-        .arg(&release.dist)
+        .arg(&keyless_release().dist)
         .args(["--certificate-identity", WORKFLOW_IDENTITY])
         .args(["--certificate-oidc-issuer", GITHUB_ISSUER])
-        .args(["--tuf-url", &repo.url])
-        .arg("--tuf-root")
-        .arg(repo.initial_root())
-        .args(extra)
+        .args(args)
         .env("XDG_CACHE_HOME", cache)
         .output()
         .unwrap();
@@ -125,34 +134,20 @@ fn offline_without_a_cache_or_without_the_network_fails_closed() {
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead_url = format!("http://{}", dead.local_addr().unwrap());
     drop(dead);
-    let release = keyless_release();
-    let out = Command::new(env!("CARGO_BIN_EXE_xrelease"))
-        .arg("verify")
-        .arg(&release.dist)
-        .args(["--certificate-identity", WORKFLOW_IDENTITY])
-        .args(["--certificate-oidc-issuer", GITHUB_ISSUER])
-        .args(["--tuf-url", &dead_url, "--tuf-root"])
-        .arg(repo.initial_root())
-        .env("XDG_CACHE_HOME", cache.path())
-        .output()
-        .unwrap();
-    Outcome { output: out }
-        .code(2)
-        .stderr_has(&format!(
-            "cannot reach the TUF repository: GET {dead_url}/2.root.json"
-        ))
-        .stderr_has("pass `--offline`");
+    let anchor = repo.initial_root();
+    let anchor = anchor.to_str().unwrap();
+    verify_keyless_with(
+        cache.path(),
+        &["--tuf-url", &dead_url, "--tuf-root", anchor],
+    )
+    .code(2)
+    .stderr_has(&format!(
+        "cannot reach the TUF repository: GET {dead_url}/2.root.json"
+    ))
+    .stderr_has("pass `--offline`");
 
     // The public-good repository is the default, and its anchor is built in.
-    let out = Command::new(env!("CARGO_BIN_EXE_xrelease"))
-        .arg("verify")
-        .arg(&release.dist)
-        .args(["--certificate-identity", WORKFLOW_IDENTITY])
-        .args(["--certificate-oidc-issuer", GITHUB_ISSUER, "--offline"])
-        .env("XDG_CACHE_HOME", cache.path())
-        .output()
-        .unwrap();
-    Outcome { output: out }
+    verify_keyless_with(cache.path(), &["--offline"])
         .code(2)
         .stderr_has("no trusted root cached for https://tuf-repo-cdn.sigstore.dev");
 }
@@ -292,19 +287,15 @@ fn tuf_another_repositorys_anchor_is_refused() {
     let repo = repo();
     let other = self::repo();
     let cache = tempfile::tempdir().unwrap();
-    let release = keyless_release();
-    let out = Command::new(env!("CARGO_BIN_EXE_xrelease"))
-        .arg("verify")
-        .arg(&release.dist)
-        .args(["--certificate-identity", WORKFLOW_IDENTITY])
-        .args(["--certificate-oidc-issuer", GITHUB_ISSUER])
-        .args(["--tuf-url", &repo.url, "--tuf-root"])
-        .arg(other.initial_root())
-        .env("XDG_CACHE_HOME", cache.path())
-        .output()
-        .unwrap();
+    let anchor = other.initial_root();
+    let args = [
+        "--tuf-url",
+        &repo.url,
+        "--tuf-root",
+        anchor.to_str().unwrap(),
+    ];
     refused(
-        &Outcome { output: out },
+        &verify_keyless_with(cache.path(), &args),
         "/2.root.json (by the previous root's keys): 0 valid signature(s)",
     );
 }
