@@ -198,9 +198,10 @@ impl Envelope {
             detail: e.to_string(),
         })?;
         let allowed: BTreeSet<&str> = keys.keyids.iter().map(String::as_str).collect();
-        let mut good = BTreeSet::new();
+        // Counted by key, not keyid: one key listed under two keyids signs once.
+        let mut good: Vec<EcKey> = Vec::new();
         for signature in &self.signatures {
-            if !allowed.contains(signature.keyid.as_str()) || good.contains(&signature.keyid) {
+            if !allowed.contains(signature.keyid.as_str()) {
                 continue;
             }
             let Some(key) = root.keys.get(&signature.keyid) else {
@@ -209,8 +210,10 @@ impl Envelope {
             let Some(sig) = unhex(&signature.sig) else {
                 continue;
             };
-            if key.verifies(&message, &sig) {
-                good.insert(signature.keyid.clone());
+            if let Some(ec) = key.verifying_key(&message, &sig)
+                && !good.contains(&ec)
+            {
+                good.push(ec);
             }
         }
         let threshold = keys.threshold.max(1);
@@ -257,9 +260,15 @@ impl Common {
 }
 
 impl KeyDef {
-    /// Whether `signature` (DER, as ECDSA schemes publish it) is this key's over `message`.
+    /// This key, if `signature` (DER, as ECDSA schemes publish it) is its over `message`.
     /// ECDSA P-256/P-384 with SHA-256/384, the public key as PEM (current) or hex SEC1
     /// (older repositories); other schemes never verify.
+    fn verifying_key(&self, message: &[u8], signature: &[u8]) -> Option<EcKey> {
+        self.verifies(message, signature)
+            .then(|| self.ec_key())
+            .flatten()
+    }
+
     fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
         let (hash, size_ok): (HashAlg, fn(&EcKey) -> bool) = match self.scheme.as_str() {
             "ecdsa-sha2-nistp256" => (HashAlg::Sha256, |k| matches!(k, EcKey::P256(_))),
@@ -341,6 +350,12 @@ fn check_hashes(
     bytes: &[u8],
     what: &str,
 ) -> Result<(), TufError> {
+    if hashes.is_empty() {
+        return Err(TufError::Malformed {
+            what: what.to_owned(),
+            detail: "its metadata lists an empty set of hashes".to_owned(),
+        });
+    }
     let mut checked = 0;
     for (alg, expected) in hashes {
         let actual = match alg.as_str() {
@@ -358,7 +373,7 @@ fn check_hashes(
         }
         checked += 1;
     }
-    if checked == 0 && !hashes.is_empty() {
+    if checked == 0 {
         return Err(TufError::Malformed {
             what: what.to_owned(),
             detail: format!(
@@ -451,6 +466,58 @@ mod tests {
             ),
             "{err}"
         );
+    }
+
+    #[test]
+    fn one_key_under_two_keyids_signs_once() {
+        let (mut envelope, mut v15) = root(ROOT_15);
+        let first = envelope.signatures[0].clone();
+        let alias = "00".repeat(32);
+        v15.keys
+            .insert(alias.clone(), v15.keys[&first.keyid].clone());
+        let role = v15.roles.get_mut("root").unwrap();
+        role.keyids = vec![first.keyid.clone(), alias.clone()];
+        role.threshold = 2;
+        envelope.signatures = vec![
+            first.clone(),
+            Signature {
+                keyid: alias,
+                sig: first.sig,
+            },
+        ];
+        let err = envelope.verify(&v15, Role::Root, "aliased").unwrap_err();
+        assert!(
+            matches!(
+                err,
+                TufError::Threshold {
+                    good: 1,
+                    threshold: 2,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn empty_hash_lists_are_refused() {
+        let target = TargetFile {
+            length: 1,
+            hashes: BTreeMap::new(),
+        };
+        assert!(matches!(
+            target.check(b"x", "t"),
+            Err(TufError::Malformed { .. })
+        ));
+        let meta = MetaFile {
+            version: 1,
+            length: None,
+            hashes: Some(BTreeMap::new()),
+        };
+        assert!(matches!(
+            meta.check(b"x", "m"),
+            Err(TufError::Malformed { .. })
+        ));
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //! hashes its parent lists, protected from rollback by the versions cached from the last run,
 //! and refused once expired; finally the target, whose length and hashes must match. Verified
 //! metadata and the target are cached per repository; [`Repository::cached_target`] (`--offline`)
-//! re-verifies that cache without the network, and reports rather than refuses expiry.
+//! re-verifies that cache without the network, and reports rather than refuses expiry. Every
+//! use of the cache re-verifies it from the initial root (see `update.rs`).
 //!
 //! The trust anchor of Sigstore's repository is embedded (`sigstore-root.json`, root version 15
 //! as published by Sigstore's root-signing ceremony): from it the client walks to the current
@@ -97,9 +98,9 @@ pub enum TufError {
     )]
     NoTarget { url: String, name: String },
     #[error(
-        "the root of {url} rotated more than {limit} times in one update; refusing to continue (is the repository looping?)"
+        "the initial TUF root is not a usable root.json ({detail}); pass the repository's root.json with `--tuf-root FILE`"
     )]
-    TooManyRotations { url: String, limit: u64 },
+    BadInitialRoot { detail: String },
     #[error(
         "no trusted root cached for {url} (looked in {dir}): run `xrelease verify` once without `--offline` to fetch it over TUF, or pass `--trusted-root FILE`"
     )]
@@ -130,6 +131,7 @@ impl TufError {
                 | TufError::Status { .. }
                 | TufError::NoCache { .. }
                 | TufError::NoInitialRoot { .. }
+                | TufError::BadInitialRoot { .. }
                 | TufError::NoCacheDir
                 | TufError::Io { .. }
         )

@@ -1,23 +1,56 @@
 //! The client workflow of TUF 1.0 §5 over one [`Repository`], online or from the cache alone.
+//!
+//! The cache is one file, written whole after an update has verified everything down to the
+//! target: every root after the initial one, the timestamp, snapshot and targets metadata, and
+//! the target. An interrupted update therefore leaves the last complete state for `--offline`,
+//! and every read of the cache re-verifies it from the initial root, so a cache left by another
+//! anchor (or planted) is never trusted.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use super::metadata::{Envelope, HasCommon, MetaFile, MetaIndex, Role, Root, TargetFile, Targets};
+use serde::{Deserialize, Serialize};
+
+use super::metadata::{Common, Envelope, HasCommon, MetaFile, MetaIndex, Role, Root, Targets};
 use super::{Cached, Repository, TufError};
+use crate::signing::bundle::Base64Bytes;
 use crate::signing::http::Http;
 
 /// Roots fetched in one update at most (python-tuf's default too).
 const MAX_ROOT_ROTATIONS: u64 = 256;
-/// Size limits for metadata whose length no parent lists.
-const MAX_ROOT_BYTES: u64 = 512 * 1024;
-const MAX_TIMESTAMP_BYTES: u64 = 16 * 1024;
-const MAX_SNAPSHOT_BYTES: u64 = 2 * 1024 * 1024;
-const MAX_TARGETS_BYTES: u64 = 5 * 1024 * 1024;
+/// Size limits for metadata whose length no parent lists (python-tuf's defaults).
+const MAX_ROOT_BYTES: u64 = 512_000;
+const MAX_TIMESTAMP_BYTES: u64 = 16_384;
+const MAX_SNAPSHOT_BYTES: u64 = 2_000_000;
+const MAX_TARGETS_BYTES: u64 = 5_000_000;
+/// The cache file in the repository's cache directory.
+const CACHE_FILE: &str = "trusted.json";
 
 /// Metadata that verified, with the bytes it came from (which is what gets cached).
 struct Trusted<T> {
     value: T,
     bytes: Vec<u8>,
+}
+
+/// The cache file: the last state that verified completely.
+#[derive(Serialize, Deserialize)]
+struct CacheFile {
+    /// Every root after the initial one, in version order.
+    roots: Vec<Base64Bytes>,
+    timestamp: Base64Bytes,
+    snapshot: Base64Bytes,
+    targets: Base64Bytes,
+    target_name: String,
+    target: Base64Bytes,
+}
+
+/// A cache file that verified from the initial root.
+struct State {
+    roots: Vec<Vec<u8>>,
+    root: Root,
+    timestamp: Trusted<MetaIndex>,
+    snapshot: Trusted<MetaIndex>,
+    targets: Trusted<Targets>,
+    target: Vec<u8>,
 }
 
 pub(super) struct Updater<'a> {
@@ -31,72 +64,84 @@ impl<'a> Updater<'a> {
         Self { repo, http, now }
     }
 
-    /// §5.3–5.7: refresh every top-level role, then download (or reuse) and check the target.
+    /// §5.3–5.7: walk the root chain, refresh timestamp → snapshot → targets, then download
+    /// (or reuse) and check the target; cache the whole state once it all verified.
     pub(super) fn fetch(&self, name: &str) -> Result<Vec<u8>, TufError> {
-        let root = self.update_root()?;
-        self.not_expired(&root.value.common, "root.json")?;
-        let timestamp = self.update_timestamp(&root.value)?;
-        let snapshot = self.update_snapshot(&root.value, &timestamp.value)?;
-        let targets = self.update_targets(&root.value, &snapshot.value)?;
-        let info = self.target_info(&targets.value, name)?;
-        let cached = self.cache_path(&Path::new("targets").join(name));
-        if let Ok(bytes) = std::fs::read(&cached)
-            && info.check(&bytes, name).is_ok()
-        {
-            return Ok(bytes);
-        }
-        let file = match (root.value.consistent_snapshot, info.path_hash()) {
-            (true, Some(hash)) => format!("targets/{hash}.{name}"),
-            _ => format!("targets/{name}"),
+        let initial = self.initial_root()?;
+        // A cache that does not verify from this anchor is ignored, not trusted.
+        let cached = self
+            .cache_file()
+            .and_then(|file| self.verify_cache(&file, name).ok());
+        let (start, mut roots) = match &cached {
+            Some(state) => {
+                let last = state.roots.last().map_or(&initial.bytes, |b| b);
+                (self.parse_root(last, "cached root")?, state.roots.clone())
+            }
+            None => (initial, Vec::new()),
         };
-        let url = format!("{}/{file}", self.repo.url);
-        let bytes = self.download(&file, info.length)?.ok_or(TufError::Status {
-            url: url.clone(),
-            status: 404,
+        let root = self.walk_roots(start, &mut roots, |file| {
+            self.download(file, MAX_ROOT_BYTES)
         })?;
-        info.check(&bytes, &url)?;
-        self.store(&cached, &bytes)?;
-        Ok(bytes)
+        self.not_expired(
+            &root.common,
+            &format!("{}/{}.root.json", self.repo.url, root.common.version),
+        )?;
+        // §5.3.11: after the timestamp, snapshot or targets keys change, the cached versions are
+        // no reference for rollback (a fast-forward attack is recovered from by rotating keys).
+        let reference = cached
+            .as_ref()
+            .filter(|state| same_roles(&state.root, &root));
+
+        let timestamp = self.update_timestamp(&root, reference.map(|s| &s.timestamp.value))?;
+        let snapshot = self.update_snapshot(
+            &root,
+            &timestamp.value,
+            reference.map(|s| &s.snapshot.value),
+        )?;
+        let listed = meta(&snapshot.value, "targets.json")?;
+        let targets =
+            self.fetch_listed::<Targets>(&root, Role::Targets, listed, MAX_TARGETS_BYTES)?;
+        let info = self.target_info(&targets.value, name)?;
+        let target = match cached.filter(|s| info.check(&s.target, name).is_ok()) {
+            Some(state) => state.target,
+            None => {
+                let file = match (root.consistent_snapshot, info.path_hash()) {
+                    (true, Some(hash)) => format!("targets/{hash}.{name}"),
+                    _ => format!("targets/{name}"),
+                };
+                let url = format!("{}/{file}", self.repo.url);
+                let bytes = self.download(&file, info.length)?.ok_or(TufError::Status {
+                    url: url.clone(),
+                    status: 404,
+                })?;
+                info.check(&bytes, &url)?;
+                bytes
+            }
+        };
+        self.store(&CacheFile {
+            roots: roots.into_iter().map(Base64Bytes).collect(),
+            timestamp: Base64Bytes(timestamp.bytes),
+            snapshot: Base64Bytes(snapshot.bytes),
+            targets: Base64Bytes(targets.bytes),
+            target_name: name.to_owned(),
+            target: Base64Bytes(target.clone()),
+        })?;
+        Ok(target)
     }
 
-    /// The cache alone: the root must verify against itself, every other role against it, the
-    /// versions must chain, and the target must match targets.json. Expiry is reported.
+    /// The cache alone, re-verified from the initial root; expiry is reported, not refused.
     pub(super) fn cached(&self, name: &str) -> Result<Cached, TufError> {
-        let no_cache = || TufError::NoCache {
+        self.initial_root()?;
+        let file = self.cache_file().ok_or_else(|| TufError::NoCache {
             url: self.repo.url.clone(),
             dir: self.repo.cache.display().to_string(),
-        };
-        let root = self.cached_root().ok_or_else(no_cache)?;
-        let load = |role: Role| -> Result<Envelope, TufError> {
-            let bytes =
-                std::fs::read(self.cache_path(Path::new(&role.file()))).map_err(|_| no_cache())?;
-            let envelope = Envelope::parse(&bytes, &self.cached_name(role))?;
-            envelope.verify(&root.value, role, &self.cached_name(role))?;
-            Ok(envelope)
-        };
-        let timestamp: MetaIndex =
-            load(Role::Timestamp)?.typed(Role::Timestamp, "timestamp.json")?;
-        let snapshot: MetaIndex = load(Role::Snapshot)?.typed(Role::Snapshot, "snapshot.json")?;
-        let targets: Targets = load(Role::Targets)?.typed(Role::Targets, "targets.json")?;
-        expect_version(
-            &snapshot.common,
-            meta(&timestamp, "snapshot.json")?.version,
-            "cached snapshot.json",
-        )?;
-        expect_version(
-            &targets.common,
-            meta(&snapshot, "targets.json")?.version,
-            "cached targets.json",
-        )?;
-        let info = self.target_info(&targets, name)?;
-        let path = self.cache_path(&Path::new("targets").join(name));
-        let bytes = std::fs::read(&path).map_err(|_| no_cache())?;
-        info.check(&bytes, &path.display().to_string())?;
+        })?;
+        let state = self.verify_cache(&file, name)?;
         let expired = [
-            ("root.json", &root.value.common),
-            ("timestamp.json", &timestamp.common),
-            ("snapshot.json", &snapshot.common),
-            ("targets.json", &targets.common),
+            ("root.json", &state.root.common),
+            ("timestamp.json", &state.timestamp.value.common),
+            ("snapshot.json", &state.snapshot.value.common),
+            ("targets.json", &state.targets.value.common),
         ]
         .into_iter()
         .find(|(_, common)| common.expired(self.now))
@@ -106,48 +151,111 @@ impl<'a> Updater<'a> {
                 self.repo.url, common.expires
             )
         });
-        Ok(Cached { bytes, expired })
+        Ok(Cached {
+            bytes: state.target,
+            expired,
+        })
     }
 
-    /// §5.3: from the trusted root (cached, else initial), fetch `N+1.root.json` until there is
-    /// none; each must be signed by a threshold of the previous root's keys and of its own.
-    fn update_root(&self) -> Result<Trusted<Root>, TufError> {
-        let mut root = match self.cached_root() {
-            Some(root) => root,
-            None => {
-                let root = self.initial_root()?;
-                self.store(&self.cache_path(Path::new("root.json")), &root.bytes)?;
-                root
-            }
+    /// Verifies a cache file as the online workflow would, from the initial root, without
+    /// expiry: the root chain, each role under the final root, the version chain, the target.
+    fn verify_cache(&self, file: &CacheFile, name: &str) -> Result<State, TufError> {
+        let what = |role: &str| format!("the cached {role} of {}", self.repo.url);
+        let mut cached_roots = file.roots.iter();
+        let mut roots = Vec::new();
+        // Roots up to the anchor's version are skipped: a newer anchor (a new xrelease) may
+        // start later in a chain cached by an older one.
+        let root = self.walk_roots(self.initial_root()?, &mut roots, |file| {
+            Ok(cached_roots
+                .find(|b| version_of(&b.0).is_some_and(|v| format!("{v}.root.json") == file))
+                .map(|b| b.0.clone()))
+        })?;
+        let load = |role: Role, bytes: &[u8]| -> Result<Envelope, TufError> {
+            let envelope = Envelope::parse(bytes, &what(&role.file()))?;
+            envelope.verify(&root, role, &what(&role.file()))?;
+            Ok(envelope)
         };
+        let timestamp: MetaIndex = load(Role::Timestamp, &file.timestamp.0)?
+            .typed(Role::Timestamp, &what("timestamp.json"))?;
+        let snapshot: MetaIndex = load(Role::Snapshot, &file.snapshot.0)?
+            .typed(Role::Snapshot, &what("snapshot.json"))?;
+        let targets: Targets =
+            load(Role::Targets, &file.targets.0)?.typed(Role::Targets, &what("targets.json"))?;
+        expect_version(
+            &snapshot.common,
+            meta(&timestamp, "snapshot.json")?.version,
+            &what("snapshot.json"),
+        )?;
+        expect_version(
+            &targets.common,
+            meta(&snapshot, "targets.json")?.version,
+            &what("targets.json"),
+        )?;
+        if file.target_name != name {
+            return Err(TufError::NoTarget {
+                url: self.repo.url.clone(),
+                name: name.to_owned(),
+            });
+        }
+        self.target_info(&targets, name)?
+            .check(&file.target.0, &what(name))?;
+        Ok(State {
+            roots,
+            root,
+            timestamp: Trusted {
+                value: timestamp,
+                bytes: file.timestamp.0.clone(),
+            },
+            snapshot: Trusted {
+                value: snapshot,
+                bytes: file.snapshot.0.clone(),
+            },
+            targets: Trusted {
+                value: targets,
+                bytes: file.targets.0.clone(),
+            },
+            target: file.target.0.clone(),
+        })
+    }
+
+    /// §5.3: from `start`, take `N+1.root.json` from `next` until there is none; each must be
+    /// signed by a threshold of the previous root's keys and of its own, and be version N+1.
+    /// The bytes of each root taken are appended to `chain`.
+    fn walk_roots(
+        &self,
+        start: Trusted<Root>,
+        chain: &mut Vec<Vec<u8>>,
+        mut next: impl FnMut(&str) -> Result<Option<Vec<u8>>, TufError>,
+    ) -> Result<Root, TufError> {
+        let mut root = start.value;
         for _ in 0..MAX_ROOT_ROTATIONS {
-            let next = root.value.common.version + 1;
-            let file = format!("{next}.root.json");
-            let Some(bytes) = self.download(&file, MAX_ROOT_BYTES)? else {
-                return Ok(root);
+            let version = root.common.version + 1;
+            let file = format!("{version}.root.json");
+            let Some(bytes) = next(&file)? else {
+                break;
             };
             let what = format!("{}/{file}", self.repo.url);
             let envelope = Envelope::parse(&bytes, &what)?;
             envelope.verify(
-                &root.value,
+                &root,
                 Role::Root,
                 &format!("{what} (by the previous root's keys)"),
             )?;
             let new: Root = envelope.typed(Role::Root, &what)?;
             envelope.verify(&new, Role::Root, &format!("{what} (by its own keys)"))?;
-            expect_version(&new.common, next, &what)?;
-            self.store(&self.cache_path(Path::new("root.json")), &bytes)?;
-            root = Trusted { value: new, bytes };
+            expect_version(&new.common, version, &what)?;
+            chain.push(bytes);
+            root = new;
         }
-        Err(TufError::TooManyRotations {
-            url: self.repo.url.clone(),
-            limit: MAX_ROOT_ROTATIONS,
-        })
+        Ok(root)
     }
 
-    /// §5.4: the timestamp, no older than the cached one (nor pointing at an older snapshot).
-    fn update_timestamp(&self, root: &Root) -> Result<Trusted<MetaIndex>, TufError> {
-        let old = self.cached_role::<MetaIndex>(root, Role::Timestamp);
+    /// §5.4: the timestamp, no older than the reference (nor pointing at an older snapshot).
+    fn update_timestamp(
+        &self,
+        root: &Root,
+        reference: Option<&MetaIndex>,
+    ) -> Result<Trusted<MetaIndex>, TufError> {
         let what = format!("{}/timestamp.json", self.repo.url);
         let bytes = self
             .download("timestamp.json", MAX_TIMESTAMP_BYTES)?
@@ -159,9 +267,9 @@ impl<'a> Updater<'a> {
         envelope.verify(root, Role::Timestamp, &what)?;
         let new: MetaIndex = envelope.typed(Role::Timestamp, &what)?;
         let snapshot = meta(&new, "snapshot.json")?;
-        if let Some(old) = old {
+        if let Some(old) = reference {
             no_rollback(old.common.version, new.common.version, &what)?;
-            let old_snapshot = meta(&old, "snapshot.json")?.version;
+            let old_snapshot = meta(old, "snapshot.json")?.version;
             no_rollback(
                 old_snapshot,
                 snapshot.version,
@@ -169,7 +277,6 @@ impl<'a> Updater<'a> {
             )?;
         }
         self.not_expired(&new.common, &what)?;
-        self.store(&self.cache_path(Path::new("timestamp.json")), &bytes)?;
         Ok(Trusted { value: new, bytes })
     }
 
@@ -178,38 +285,23 @@ impl<'a> Updater<'a> {
         &self,
         root: &Root,
         timestamp: &MetaIndex,
+        reference: Option<&MetaIndex>,
     ) -> Result<Trusted<MetaIndex>, TufError> {
         let listed = meta(timestamp, "snapshot.json")?;
         let new =
             self.fetch_listed::<MetaIndex>(root, Role::Snapshot, listed, MAX_SNAPSHOT_BYTES)?;
-        if let Some(old) = self.cached_role::<MetaIndex>(root, Role::Snapshot) {
-            for (file, old_meta) in &old.meta {
-                let what = format!("{file} in {}/snapshot.json", self.repo.url);
-                let new_meta = new
-                    .value
-                    .meta
-                    .get(file)
-                    .ok_or_else(|| TufError::Malformed {
-                        what: what.clone(),
-                        detail: "listed by the trusted snapshot, missing from the new one"
-                            .to_owned(),
-                    })?;
-                no_rollback(old_meta.version, new_meta.version, &what)?;
-            }
+        for (file, old_meta) in reference.map(|old| &old.meta).into_iter().flatten() {
+            let what = format!("{file} in {}/snapshot.json", self.repo.url);
+            let new_meta = new
+                .value
+                .meta
+                .get(file)
+                .ok_or_else(|| TufError::Malformed {
+                    what: what.clone(),
+                    detail: "listed by the trusted snapshot, missing from the new one".to_owned(),
+                })?;
+            no_rollback(old_meta.version, new_meta.version, &what)?;
         }
-        self.store(&self.cache_path(Path::new("snapshot.json")), &new.bytes)?;
-        Ok(new)
-    }
-
-    /// §5.6: the targets metadata the snapshot names.
-    fn update_targets(
-        &self,
-        root: &Root,
-        snapshot: &MetaIndex,
-    ) -> Result<Trusted<Targets>, TufError> {
-        let listed = meta(snapshot, "targets.json")?;
-        let new = self.fetch_listed::<Targets>(root, Role::Targets, listed, MAX_TARGETS_BYTES)?;
-        self.store(&self.cache_path(Path::new("targets.json")), &new.bytes)?;
         Ok(new)
     }
 
@@ -246,39 +338,20 @@ impl<'a> Updater<'a> {
     /// The initial root: trusted as given (it is the anchor), but it must parse and be signed by
     /// its own threshold, which catches a truncated or wrong file.
     fn initial_root(&self) -> Result<Trusted<Root>, TufError> {
-        let what = "the initial TUF root";
-        let envelope = Envelope::parse(&self.repo.initial_root, what)?;
+        self.parse_root(&self.repo.initial_root, "the initial TUF root")
+            .map_err(|e| TufError::BadInitialRoot {
+                detail: e.to_string(),
+            })
+    }
+
+    fn parse_root(&self, bytes: &[u8], what: &str) -> Result<Trusted<Root>, TufError> {
+        let envelope = Envelope::parse(bytes, what)?;
         let root: Root = envelope.typed(Role::Root, what)?;
         envelope.verify(&root, Role::Root, what)?;
         Ok(Trusted {
             value: root,
-            bytes: self.repo.initial_root.clone(),
+            bytes: bytes.to_vec(),
         })
-    }
-
-    /// The cached root, when it verifies against itself and is no older than the initial one.
-    fn cached_root(&self) -> Option<Trusted<Root>> {
-        let bytes = std::fs::read(self.cache_path(Path::new("root.json"))).ok()?;
-        let envelope = Envelope::parse(&bytes, "cached root.json").ok()?;
-        let root: Root = envelope.typed(Role::Root, "cached root.json").ok()?;
-        envelope
-            .verify(&root, Role::Root, "cached root.json")
-            .ok()?;
-        let initial = self.initial_root().ok()?;
-        (root.common.version >= initial.value.common.version)
-            .then_some(Trusted { value: root, bytes })
-    }
-
-    /// Cached metadata of `role` if it still verifies under `root` (keys may have rotated).
-    fn cached_role<T: serde::de::DeserializeOwned + HasCommon>(
-        &self,
-        root: &Root,
-        role: Role,
-    ) -> Option<T> {
-        let bytes = std::fs::read(self.cache_path(Path::new(&role.file()))).ok()?;
-        let envelope = Envelope::parse(&bytes, &role.file()).ok()?;
-        envelope.verify(root, role, &role.file()).ok()?;
-        envelope.typed(role, &role.file()).ok()
     }
 
     /// §5.7: the target's entry (top-level targets only: delegations are not followed).
@@ -286,18 +359,14 @@ impl<'a> Updater<'a> {
         &self,
         targets: &'t Targets,
         name: &str,
-    ) -> Result<&'t TargetFile, TufError> {
+    ) -> Result<&'t super::metadata::TargetFile, TufError> {
         targets.targets.get(name).ok_or_else(|| TufError::NoTarget {
             url: self.repo.url.clone(),
             name: name.to_owned(),
         })
     }
 
-    fn cached_name(&self, role: Role) -> String {
-        format!("the cached {} of {}", role.file(), self.repo.url)
-    }
-
-    fn not_expired(&self, common: &super::metadata::Common, what: &str) -> Result<(), TufError> {
+    fn not_expired(&self, common: &Common, what: &str) -> Result<(), TufError> {
         if common.expired(self.now) {
             return Err(TufError::Expired {
                 what: what.to_owned(),
@@ -329,24 +398,55 @@ impl<'a> Updater<'a> {
         }
     }
 
-    fn cache_path(&self, file: &Path) -> PathBuf {
-        self.repo.cache.join(file)
+    fn cache_path(&self) -> PathBuf {
+        self.repo.cache.join(CACHE_FILE)
     }
 
-    /// Writes a cache file whole or not at all (temporary file, then rename).
-    fn store(&self, path: &Path, bytes: &[u8]) -> Result<(), TufError> {
+    fn cache_file(&self) -> Option<CacheFile> {
+        let text = std::fs::read(self.cache_path()).ok()?;
+        serde_json::from_slice(&text).ok()
+    }
+
+    /// Writes the cache file whole or not at all (a temporary file of this process, renamed).
+    fn store(&self, file: &CacheFile) -> Result<(), TufError> {
+        let path = self.cache_path();
         let io = |detail: std::io::Error| TufError::Io {
             what: "writing the TUF cache",
-            path: path.to_owned(),
+            path: path.clone(),
             detail: detail.to_string(),
         };
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(io)?;
-        }
-        let tmp = path.with_extension("json.partial");
-        std::fs::write(&tmp, bytes).map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(io)
+        std::fs::create_dir_all(&self.repo.cache).map_err(io)?;
+        let tmp = path.with_extension(format!("{}.partial", std::process::id()));
+        let json = serde_json::to_vec(file).expect("plain data");
+        std::fs::write(&tmp, json).map_err(io)?;
+        std::fs::rename(&tmp, &path).map_err(io)
     }
+}
+
+/// Whether two roots give the timestamp, snapshot and targets roles the same keys and thresholds.
+fn same_roles(old: &Root, new: &Root) -> bool {
+    [Role::Timestamp, Role::Snapshot, Role::Targets]
+        .into_iter()
+        .all(|role| {
+            let keys = |root: &Root| {
+                root.roles.get(role.name()).map(|r| {
+                    let mut ids: Vec<_> = r
+                        .keyids
+                        .iter()
+                        .map(|id| root.keys.get(id).map(|k| k.keyval.public.trim().to_owned()))
+                        .collect();
+                    ids.sort();
+                    (ids, r.threshold)
+                })
+            };
+            keys(old) == keys(new)
+        })
+}
+
+/// The `signed.version` of a metadata file, without verifying anything.
+fn version_of(bytes: &[u8]) -> Option<u64> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    value["signed"]["version"].as_u64()
 }
 
 fn meta<'m>(index: &'m MetaIndex, file: &str) -> Result<&'m MetaFile, TufError> {
@@ -359,11 +459,7 @@ fn meta<'m>(index: &'m MetaIndex, file: &str) -> Result<&'m MetaFile, TufError> 
     })
 }
 
-fn expect_version(
-    common: &super::metadata::Common,
-    expected: u64,
-    what: &str,
-) -> Result<(), TufError> {
+fn expect_version(common: &Common, expected: u64, what: &str) -> Result<(), TufError> {
     if common.version != expected {
         return Err(TufError::Version {
             what: what.to_owned(),
@@ -383,4 +479,40 @@ fn no_rollback(trusted: u64, offered: u64, what: &str) -> Result<(), TufError> {
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn root() -> Root {
+        let envelope = Envelope::parse(super::super::SIGSTORE_INITIAL_ROOT, "root").unwrap();
+        envelope.typed(Role::Root, "root").unwrap()
+    }
+
+    #[test]
+    fn rotating_a_top_level_role_key_drops_the_rollback_reference() {
+        let old = root();
+        assert!(same_roles(&old, &root()));
+        // Root keys are not one of these roles: rotating them keeps the reference.
+        let mut new = root();
+        new.roles.get_mut("root").unwrap().threshold = 1;
+        assert!(same_roles(&old, &new));
+        for role in ["timestamp", "snapshot", "targets"] {
+            let mut new = root();
+            let keyid = new.roles[role].keyids[0].clone();
+            new.keys.get_mut(&keyid).unwrap().keyval.public = "another key".to_owned();
+            assert!(!same_roles(&old, &new), "{role} key rotated");
+            let mut new = root();
+            new.roles.get_mut(role).unwrap().threshold += 1;
+            assert!(!same_roles(&old, &new), "{role} threshold changed");
+        }
+    }
+
+    #[test]
+    fn versions_are_read_without_trusting_anything() {
+        assert_eq!(version_of(super::super::SIGSTORE_INITIAL_ROOT), Some(15));
+        assert_eq!(version_of(b"{}"), None);
+        assert_eq!(version_of(b"not json"), None);
+    }
 }

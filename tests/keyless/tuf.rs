@@ -3,8 +3,12 @@
 //! served from 127.0.0.1; its `trusted_root.json` target is the loopback Sigstore's. Every
 //! attack python-tuf's own client refuses, ours must refuse too, before any release check runs.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::Value;
 
 use crate::support::Outcome;
 use crate::support::sigstore::{GITHUB_ISSUER, WORKFLOW_IDENTITY};
@@ -44,6 +48,23 @@ fn verify_keyless_with(cache: &Path, args: &[&str]) -> Outcome {
     Outcome { output }
 }
 
+/// The TUF cache file of the repository at `url` under XDG_CACHE_HOME `cache`.
+fn cache_file(cache: &Path, url: &str) -> PathBuf {
+    let dir = url.replace(':', "%3A").replace('/', "%2F");
+    cache.join("xrelease/tuf").join(dir).join("trusted.json")
+}
+
+fn read_cache(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// Edits the cache file in place.
+fn edit_cache(path: &Path, edit: impl FnOnce(&mut Value)) {
+    let mut state = read_cache(path);
+    edit(&mut state);
+    std::fs::write(path, serde_json::to_vec(&state).unwrap()).unwrap();
+}
+
 /// The release verifies, so the trusted root was the loopback Sigstore's.
 #[track_caller]
 fn verifies(outcome: &Outcome) {
@@ -80,18 +101,16 @@ fn the_trusted_root_is_fetched_over_tuf_cached_and_used_offline() {
         ],
         "the root chain from the anchor (v1), then each role once, then the target by its hash"
     );
-    let cached = cache
-        .path()
-        .join("xrelease/tuf")
-        .join(repo.url.replace(':', "%3A").replace('/', "%2F"));
+    let cached = cache_file(cache.path(), &repo.url);
+    let state = read_cache(&cached);
     assert_eq!(
-        std::fs::read(cached.join("targets/trusted_root.json")).unwrap(),
+        STANDARD.decode(state["target"].as_str().unwrap()).unwrap(),
         std::fs::read(&keyless_release().server.trusted_root).unwrap()
     );
-    assert!(
-        std::fs::read_to_string(cached.join("root.json"))
-            .unwrap()
-            .contains("\"version\":2")
+    assert_eq!(
+        state["roots"].as_array().unwrap().len(),
+        1,
+        "root v2, after the anchor"
     );
 
     // Again: the metadata is refreshed, the unchanged target comes from the cache.
@@ -112,12 +131,16 @@ fn the_trusted_root_is_fetched_over_tuf_cached_and_used_offline() {
     assert_eq!(repo.requests().len(), 10);
 
     // Offline with a cache that was tampered with fails closed.
-    let cached_target = cached.join("targets/trusted_root.json");
-    let mut bytes = std::fs::read(&cached_target).unwrap();
-    let last = bytes.len() - 2;
-    bytes[last] ^= 0x01;
-    std::fs::write(&cached_target, &bytes).unwrap();
-    refused(&verify_with(&repo, cache.path(), &["--offline"]), "but ");
+    edit_cache(&cached, |state| {
+        let mut bytes = STANDARD.decode(state["target"].as_str().unwrap()).unwrap();
+        let last = bytes.len() - 2;
+        bytes[last] ^= 0x01;
+        state["target"] = STANDARD.encode(bytes).into();
+    });
+    refused(
+        &verify_with(&repo, cache.path(), &["--offline"]),
+        "has sha256",
+    );
 }
 
 #[test]
@@ -159,11 +182,10 @@ fn offline_reports_expired_metadata_and_verifies_anyway() {
     verifies(&verify_with(&repo, cache.path(), &[]));
     // A genuinely signed timestamp that has expired, as a cache left for a while would hold.
     repo.mutate("expire", &["timestamp"]);
-    let cached = cache
-        .path()
-        .join("xrelease/tuf")
-        .join(repo.url.replace(':', "%3A").replace('/', "%2F"));
-    std::fs::copy(repo.served("timestamp.json"), cached.join("timestamp.json")).unwrap();
+    let served = std::fs::read(repo.served("timestamp.json")).unwrap();
+    edit_cache(&cache_file(cache.path(), &repo.url), |state| {
+        state["timestamp"] = STANDARD.encode(served).into();
+    });
     let out = verify_with(&repo, cache.path(), &["--offline"]);
     verifies(&out);
     out.stderr_has("note: the cached timestamp.json of http://127.0.0.1")
@@ -416,4 +438,50 @@ fn the_release_gate_gets_its_trusted_root_over_tuf() {
         .run_with_config(&config)
         .code(2)
         .stderr_has("set `trusted-root`, or `tuf-url`/`tuf-root`, not both");
+}
+
+#[test]
+fn an_interrupted_update_leaves_the_last_complete_state_for_offline_use() {
+    let repo = repo();
+    let cache = tempfile::tempdir().unwrap();
+    verifies(&verify_with(&repo, cache.path(), &[]));
+    // The repository publishes a new trusted root, but its download fails (404).
+    repo.mutate(
+        "update-target",
+        &[
+            "--target",
+            keyless_release()
+                .server
+                .other_trusted_root
+                .to_str()
+                .unwrap(),
+        ],
+    );
+    std::fs::remove_file(repo.current_target()).unwrap();
+    verify_with(&repo, cache.path(), &[])
+        .code(2)
+        .stderr_has("trusted_root.json answered HTTP 404");
+    // Offline still has the whole previous state, which verifies this release.
+    verifies(&verify_with(&repo, cache.path(), &["--offline"]));
+}
+
+#[test]
+fn a_cache_that_does_not_chain_from_the_anchor_is_never_trusted() {
+    // A cache written under repository A's anchor, found where repository B's would be.
+    let a = repo();
+    let b = self::repo();
+    let cache = tempfile::tempdir().unwrap();
+    verifies(&verify_with(&a, cache.path(), &[]));
+    let planted = cache_file(cache.path(), &b.url);
+    std::fs::create_dir_all(planted.parent().unwrap()).unwrap();
+    std::fs::copy(cache_file(cache.path(), &a.url), &planted).unwrap();
+    // Offline it is refused: A's root v2 is not signed by B's root keys.
+    refused(
+        &verify_with(&b, cache.path(), &["--offline"]),
+        "/2.root.json (by the previous root's keys): 0 valid signature(s)",
+    );
+    // Online it is ignored: B's own chain is walked from B's anchor, and the cache replaced.
+    verifies(&verify_with(&b, cache.path(), &[]));
+    assert!(b.requests().contains(&"/2.root.json".to_owned()));
+    verifies(&verify_with(&b, cache.path(), &["--offline"]));
 }
