@@ -92,7 +92,8 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
-    /// Verify a release directory offline: checksums, signature, SBOMs (exit 3 when a check fails)
+    /// Verify a release directory: checksums, signatures, SBOMs, attestations (exit 3 when a check
+    /// fails); keyless, the trusted root comes over TUF unless --trusted-root or --offline
     Verify {
         dir: PathBuf,
         /// The cosign public key the release must be signed with
