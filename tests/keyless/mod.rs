@@ -202,8 +202,8 @@ fn read_json(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-/// Edits a bundle file's JSON in place.
-fn edit_bundle(path: &Path, edit: impl FnOnce(&mut Value)) {
+/// Edits a JSON file (a bundle, the TUF cache) in place.
+fn edit_json(path: &Path, edit: impl FnOnce(&mut Value)) {
     let mut bundle = read_json(path);
     edit(&mut bundle);
     std::fs::write(path, serde_json::to_string_pretty(&bundle).unwrap()).unwrap();
@@ -826,7 +826,7 @@ fn tamper_a_garbage_signed_entry_timestamp() {
     let garbage = xrelease::signing::key::PrivateKey::generate()
         .unwrap()
         .sign(b"garbage");
-    edit_bundle(&dir.join("SHA256SUMS.sigstore.json"), |b| {
+    edit_json(&dir.join("SHA256SUMS.sigstore.json"), |b| {
         b["verificationMaterial"]["tlogEntries"][0]["inclusionPromise"]["signedEntryTimestamp"] =
             STANDARD.encode(garbage).into();
     });
@@ -836,7 +836,7 @@ fn tamper_a_garbage_signed_entry_timestamp() {
 #[test]
 fn tamper_an_inclusion_proof_hash() {
     let (_s, dir) = keyless_copy();
-    edit_bundle(&dir.join("provenance.sigstore.json"), |b| {
+    edit_json(&dir.join("provenance.sigstore.json"), |b| {
         let hash = &mut b["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]["hashes"][0];
         let mut bytes = STANDARD.decode(hash.as_str().unwrap()).unwrap();
         bytes[0] ^= 1;
@@ -856,7 +856,7 @@ fn tamper_an_inclusion_proof_hash() {
 #[test]
 fn tamper_a_checkpoint_signed_by_another_key() {
     let (_s, dir) = keyless_copy();
-    edit_bundle(&dir.join("SHA256SUMS.sigstore.json"), |b| {
+    edit_json(&dir.join("SHA256SUMS.sigstore.json"), |b| {
         let envelope = &mut b["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]["checkpoint"]
             ["envelope"];
         let text = envelope.as_str().unwrap().to_string();
@@ -900,7 +900,7 @@ fn tamper_a_genuine_log_entry_for_another_digest() {
         .sign_blob(b"other bytes\n")
         .unwrap();
     let other: Value = serde_json::from_str(&other.to_json().unwrap()).unwrap();
-    edit_bundle(&dir.join("SHA256SUMS.sigstore.json"), |b| {
+    edit_json(&dir.join("SHA256SUMS.sigstore.json"), |b| {
         b["verificationMaterial"]["tlogEntries"] =
             other["verificationMaterial"]["tlogEntries"].clone();
     });

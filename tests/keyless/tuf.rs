@@ -8,13 +8,12 @@ use std::process::Command;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use serde_json::Value;
 
 use crate::support::Outcome;
 use crate::support::sigstore::{GITHUB_ISSUER, WORKFLOW_IDENTITY};
 use crate::support::tuf::TufRepo;
 
-use super::keyless_release;
+use super::{edit_json, keyless_release, read_json};
 
 /// A repository whose `trusted_root.json` is the loopback Sigstore's.
 fn repo() -> TufRepo {
@@ -54,17 +53,6 @@ fn cache_file(cache: &Path, url: &str) -> PathBuf {
     cache.join("xrelease/tuf").join(dir).join("trusted.json")
 }
 
-fn read_cache(path: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
-
-/// Edits the cache file in place.
-fn edit_cache(path: &Path, edit: impl FnOnce(&mut Value)) {
-    let mut state = read_cache(path);
-    edit(&mut state);
-    std::fs::write(path, serde_json::to_vec(&state).unwrap()).unwrap();
-}
-
 /// The release verifies, so the trusted root was the loopback Sigstore's.
 #[track_caller]
 fn verifies(outcome: &Outcome) {
@@ -102,7 +90,7 @@ fn the_trusted_root_is_fetched_over_tuf_cached_and_used_offline() {
         "the root chain from the anchor (v1), then each role once, then the target by its hash"
     );
     let cached = cache_file(cache.path(), &repo.url);
-    let state = read_cache(&cached);
+    let state = read_json(&cached);
     assert_eq!(
         STANDARD.decode(state["target"].as_str().unwrap()).unwrap(),
         std::fs::read(&keyless_release().server.trusted_root).unwrap()
@@ -131,7 +119,7 @@ fn the_trusted_root_is_fetched_over_tuf_cached_and_used_offline() {
     assert_eq!(repo.requests().len(), 10);
 
     // Offline with a cache that was tampered with fails closed.
-    edit_cache(&cached, |state| {
+    edit_json(&cached, |state| {
         let mut bytes = STANDARD.decode(state["target"].as_str().unwrap()).unwrap();
         let last = bytes.len() - 2;
         bytes[last] ^= 0x01;
@@ -183,7 +171,7 @@ fn offline_reports_expired_metadata_and_verifies_anyway() {
     // A genuinely signed timestamp that has expired, as a cache left for a while would hold.
     repo.mutate("expire", &["timestamp"]);
     let served = std::fs::read(repo.served("timestamp.json")).unwrap();
-    edit_cache(&cache_file(cache.path(), &repo.url), |state| {
+    edit_json(&cache_file(cache.path(), &repo.url), |state| {
         state["timestamp"] = STANDARD.encode(served).into();
     });
     let out = verify_with(&repo, cache.path(), &["--offline"]);
@@ -205,17 +193,7 @@ fn a_new_trusted_root_published_by_the_repository_is_taken() {
     verifies(&verify_with(&repo, cache.path(), &[]));
     // The repository now vouches for another Sigstore instance's root: our release no longer
     // chains to it, which shows the new target was fetched and used.
-    repo.mutate(
-        "update-target",
-        &[
-            "--target",
-            keyless_release()
-                .server
-                .other_trusted_root
-                .to_str()
-                .unwrap(),
-        ],
-    );
+    repo.update_target(&keyless_release().server.other_trusted_root);
     let out = verify_with(&repo, cache.path(), &[]);
     out.code(3).stdout_has("[FAIL]");
     assert!(repo.requests().contains(&"/2.targets.json".to_owned()));
@@ -249,13 +227,7 @@ fn tuf_rollbacks_are_refused() {
     ] {
         let repo = repo();
         let cache = tempfile::tempdir().unwrap();
-        repo.mutate(
-            "update-target",
-            &[
-                "--target",
-                keyless_release().server.trusted_root.to_str().unwrap(),
-            ],
-        );
+        repo.update_target(&keyless_release().server.trusted_root);
         verifies(&verify_with(&repo, cache.path(), &[]));
         repo.mutate(attack, &[]);
         let out = verify_with(&repo, cache.path(), &[]);
@@ -357,13 +329,7 @@ fn tuf_a_changed_target_or_snapshot_is_refused() {
 fn tuf_mixed_versions_and_endless_data_are_refused() {
     // targets.json version 1 served where the snapshot lists version 2.
     let repo = repo();
-    repo.mutate(
-        "update-target",
-        &[
-            "--target",
-            keyless_release().server.trusted_root.to_str().unwrap(),
-        ],
-    );
+    repo.update_target(&keyless_release().server.trusted_root);
     std::fs::copy(repo.served("1.targets.json"), repo.served("2.targets.json")).unwrap();
     let cache = tempfile::tempdir().unwrap();
     refused(
@@ -446,17 +412,7 @@ fn an_interrupted_update_leaves_the_last_complete_state_for_offline_use() {
     let cache = tempfile::tempdir().unwrap();
     verifies(&verify_with(&repo, cache.path(), &[]));
     // The repository publishes a new trusted root, but its download fails (404).
-    repo.mutate(
-        "update-target",
-        &[
-            "--target",
-            keyless_release()
-                .server
-                .other_trusted_root
-                .to_str()
-                .unwrap(),
-        ],
-    );
+    repo.update_target(&keyless_release().server.other_trusted_root);
     std::fs::remove_file(repo.current_target()).unwrap();
     verify_with(&repo, cache.path(), &[])
         .code(2)

@@ -384,7 +384,7 @@ impl GitHubServer {
                 name: asset_name.to_string(),
                 label: String::new(),
                 size: data.len() as u64,
-                digest: format!("sha256:{}", hex(&Sha256::digest(data))),
+                digest: format!("sha256:{}", xrelease::digest::hex(&Sha256::digest(data))),
                 content_type: "application/octet-stream".to_string(),
                 created_at: EPOCH_START,
             })
@@ -645,7 +645,7 @@ fn read_body(reader: &mut BufReader<TcpStream>, framing: Framing, keep: bool) ->
             reader.read_exact(&mut crlf)?;
         },
     }
-    body.sha256 = hex(&hasher.finalize());
+    body.sha256 = xrelease::digest::hex(&hasher.finalize());
     Ok(body)
 }
 
@@ -934,29 +934,9 @@ fn sanitize_asset_name(name: &str) -> String {
     replaced.trim_matches('.').to_string()
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// RFC 3339 UTC timestamp for the fake clock (days-to-civil, proleptic Gregorian).
+/// RFC 3339 UTC timestamp for the fake clock.
 fn timestamp(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
+    xrelease::signing::trusted_root::format_rfc3339(secs as i64)
 }
 
 fn release_view(r: &ReleaseState) -> ReleaseView {

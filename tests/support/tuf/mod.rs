@@ -39,6 +39,11 @@ impl TufRepo {
         self.run(&all);
     }
 
+    /// A legitimate release of a new `trusted_root.json`: `repo.py update-target`.
+    pub fn update_target(&self, target: &Path) {
+        self.mutate("update-target", &["--target", target.to_str().unwrap()]);
+    }
+
     /// The trust anchor a client is given (`--tuf-root`).
     pub fn initial_root(&self) -> PathBuf {
         self.dir().join("initial-root.json")
