@@ -72,11 +72,9 @@ impl<'a> Updater<'a> {
         let cached = self
             .cache_file()
             .and_then(|file| self.verify_cache(&file, name).ok());
+        // The walk continues from the cached chain's last root (already verified from the anchor).
         let (start, mut roots) = match &cached {
-            Some(state) => {
-                let last = state.roots.last().map_or(&initial.bytes, |b| b);
-                (self.parse_root(last, "cached root")?, state.roots.clone())
-            }
+            Some(state) => (state.root.clone(), state.roots.clone()),
             None => (initial, Vec::new()),
         };
         let root = self.walk_roots(start, &mut roots, |file| {
@@ -223,11 +221,11 @@ impl<'a> Updater<'a> {
     /// The bytes of each root taken are appended to `chain`.
     fn walk_roots(
         &self,
-        start: Trusted<Root>,
+        start: Root,
         chain: &mut Vec<Vec<u8>>,
         mut next: impl FnMut(&str) -> Result<Option<Vec<u8>>, TufError>,
     ) -> Result<Root, TufError> {
-        let mut root = start.value;
+        let mut root = start;
         for _ in 0..MAX_ROOT_ROTATIONS {
             let version = root.common.version + 1;
             let file = format!("{version}.root.json");
@@ -337,20 +335,16 @@ impl<'a> Updater<'a> {
 
     /// The initial root: trusted as given (it is the anchor), but it must parse and be signed by
     /// its own threshold, which catches a truncated or wrong file.
-    fn initial_root(&self) -> Result<Trusted<Root>, TufError> {
-        self.parse_root(&self.repo.initial_root, "the initial TUF root")
-            .map_err(|e| TufError::BadInitialRoot {
-                detail: e.to_string(),
-            })
-    }
-
-    fn parse_root(&self, bytes: &[u8], what: &str) -> Result<Trusted<Root>, TufError> {
-        let envelope = Envelope::parse(bytes, what)?;
-        let root: Root = envelope.typed(Role::Root, what)?;
-        envelope.verify(&root, Role::Root, what)?;
-        Ok(Trusted {
-            value: root,
-            bytes: bytes.to_vec(),
+    fn initial_root(&self) -> Result<Root, TufError> {
+        let what = "the initial TUF root";
+        let check = || -> Result<Root, TufError> {
+            let envelope = Envelope::parse(&self.repo.initial_root, what)?;
+            let root: Root = envelope.typed(Role::Root, what)?;
+            envelope.verify(&root, Role::Root, what)?;
+            Ok(root)
+        };
+        check().map_err(|e| TufError::BadInitialRoot {
+            detail: e.to_string(),
         })
     }
 
