@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::platform::{self, Target};
+use crate::tag::TagTemplate;
 
 pub const DEFAULT_FILE: &str = "release.toml";
 pub const LOCAL_FILE: &str = "release.local.toml";
@@ -40,6 +41,10 @@ struct RawRelease {
     notes_template: Option<String>,
     pre_release_checks: Option<Vec<String>>,
     precise_builds: Option<bool>,
+    tag_template: Option<String>,
+    profile: Option<String>,
+    strip: Option<bool>,
+    max_glibc: Option<String>,
 }
 
 /// Per-target toolchain override: which rustc, which linker, how to run the result, extra env.
@@ -140,6 +145,15 @@ pub struct Config {
     pub notes_template: PathBuf,
     pub pre_release_checks: Vec<String>,
     pub precise_builds: bool,
+    /// How tags are spelled: `v{version}` by default.
+    pub tag_template: TagTemplate,
+    /// The cargo profile every target is built with (`release` by default).
+    pub profile: String,
+    /// Strip debug info from what is published (cargo's `strip = "debuginfo"`), unless the
+    /// workspace's own profile already says how to strip.
+    pub strip: bool,
+    /// The newest glibc a linux-gnu binary may need (`2.28`); the gate refuses a higher floor.
+    pub max_glibc: Option<GlibcVersion>,
     pub toolchains: BTreeMap<String, Toolchain>,
     pub sbom_spec_version: String,
     pub sign: Sign,
@@ -261,6 +275,35 @@ fn resolve(raw: Raw, path: &Path, root: PathBuf) -> Result<Config> {
         None => NameTemplate::default(),
     };
 
+    let tag_template = match r.tag_template {
+        Some(t) => TagTemplate::parse(&t).map_err(|why| bad("release.tag-template", why))?,
+        None => TagTemplate::default(),
+    };
+    let profile = r.profile.unwrap_or_else(|| "release".into());
+    if profile.is_empty()
+        || profile == "dev"
+        || profile == "test"
+        || !profile
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(bad(
+            "release.profile",
+            format!(
+                "`{profile}` is not a release profile; name one of Cargo.toml's `[profile.*]` (default \"release\")"
+            ),
+        ));
+    }
+    let max_glibc = match r.max_glibc {
+        Some(v) => Some(GlibcVersion::parse(&v).ok_or_else(|| {
+            bad(
+                "release.max-glibc",
+                format!("`{v}` is not a glibc version like \"2.28\""),
+            )
+        })?),
+        None => None,
+    };
+
     let triples = r.targets.unwrap_or_else(|| {
         vec![
             "x86_64-unknown-linux-gnu".into(),
@@ -360,12 +403,50 @@ fn resolve(raw: Raw, path: &Path, root: PathBuf) -> Result<Config> {
         ),
         pre_release_checks: r.pre_release_checks.unwrap_or_default(),
         precise_builds: r.precise_builds.unwrap_or(true),
+        tag_template,
+        profile,
+        strip: r.strip.unwrap_or(true),
+        max_glibc,
         toolchains: raw.target,
         sbom_spec_version: spec_version,
         sign,
         github_repository,
         root,
     })
+}
+
+/// A glibc version, `MAJOR.MINOR[.PATCH]` as in the `GLIBC_2.34` symbol versions binaries need.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct GlibcVersion(Vec<u32>);
+
+impl GlibcVersion {
+    pub fn parse(text: &str) -> Option<GlibcVersion> {
+        let parts: Option<Vec<u32>> = text.split('.').map(|p| p.parse().ok()).collect();
+        parts
+            .filter(|p| (2..=3).contains(&p.len()))
+            .map(GlibcVersion)
+    }
+}
+
+impl std::fmt::Display for GlibcVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = self.0.iter().map(u32::to_string).collect();
+        f.write_str(&parts.join("."))
+    }
+}
+
+impl TryFrom<String> for GlibcVersion {
+    type Error = String;
+    fn try_from(text: String) -> std::result::Result<Self, String> {
+        GlibcVersion::parse(&text).ok_or_else(|| format!("`{text}` is not a glibc version"))
+    }
+}
+
+impl From<GlibcVersion> for String {
+    fn from(v: GlibcVersion) -> String {
+        v.to_string()
+    }
 }
 
 /// `OWNER/REPO`, both parts non-empty and free of URL syntax.
@@ -422,6 +503,11 @@ mod tests {
         );
         assert!(c.bins.is_empty() && c.exclude_bins.is_empty() && c.pre_release_checks.is_empty());
         assert!(c.precise_builds);
+        assert_eq!(c.tag_template.to_string(), "v{version}");
+        assert_eq!(
+            (c.profile.as_str(), c.strip, c.max_glibc),
+            ("release", true, None)
+        );
         assert_eq!(c.sbom_spec_version, "1.5");
         assert_eq!(c.sign.mode, SignMode::Keyless);
         assert_eq!(c.sign.fulcio_url, "https://fulcio.sigstore.dev");
@@ -439,6 +525,10 @@ exclude-bins = ["xtask"]
 notes-template = "templates/release-notes.md.j2"
 pre-release-checks = ["cargo test --locked"]
 precise-builds = true
+tag-template = "{package}-v{version}"
+profile = "release-lto"
+strip = false
+max-glibc = "2.28"
 
 [target.aarch64-unknown-linux-gnu]
 rustc = "/usr/bin/rustc"
@@ -464,6 +554,9 @@ repository = "owner/repo"
 "#;
         let c = parse_str(text).unwrap();
         assert_eq!(c.exclude_bins, ["xtask"]);
+        assert!(c.tag_template.per_package());
+        assert_eq!((c.profile.as_str(), c.strip), ("release-lto", false));
+        assert_eq!(c.max_glibc.unwrap().to_string(), "2.28");
         assert_eq!(c.sign.mode, SignMode::Key);
         let t = &c.toolchains["aarch64-unknown-linux-gnu"];
         assert_eq!(t.linker.as_deref(), Some("aarch64-linux-gnu-gcc"));
@@ -542,6 +635,25 @@ repository = "owner/repo"
                 .to_string()
                 .contains("\"keyless\" or \"key\"")
         );
+    }
+
+    #[test]
+    fn bad_tag_template_profile_and_glibc_are_refused() {
+        for (text, needle) in [
+            (
+                "tag-template = \"{name}-{version}\"",
+                "release.tag-template",
+            ),
+            ("profile = \"dev\"", "not a release profile"),
+            ("max-glibc = \"2\"", "not a glibc version"),
+        ] {
+            let err = parse_str(&format!("[release]\n{text}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+        let v = |s: &str| GlibcVersion::parse(s).unwrap();
+        assert!(v("2.34") > v("2.28") && v("2.3.4") < v("2.4") && v("2.28") < v("2.28.1"));
     }
 
     #[test]

@@ -50,6 +50,7 @@ impl Context {
         let config = load_config(inputs.dir, inputs.config)?;
         let workspace = Workspace::load(inputs.dir)?;
         let plan = plan::plan(&config, &workspace, &inputs.tag)?;
+        let tag = inputs.tag.with_template(&config.tag_template)?;
         let dist = match inputs.dist {
             Some(d) => inputs.dir.join(d),
             None => workspace.root.join("dist").join(inputs.tag.to_string()),
@@ -59,7 +60,7 @@ impl Context {
             ui: Ui::new(inputs.quiet),
             config,
             workspace,
-            tag: inputs.tag,
+            tag,
             plan,
             dist,
             mode: inputs.mode,

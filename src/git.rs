@@ -46,6 +46,13 @@ impl<'a> Git<'a> {
             .collect())
     }
 
+    /// The repository's top directory: `git status` names paths relative to it.
+    pub fn toplevel(&self) -> Result<std::path::PathBuf> {
+        self.sh
+            .read(self.sh.cmd("git").args(["rev-parse", "--show-toplevel"]))
+            .map(std::path::PathBuf::from)
+    }
+
     /// The commit a tag points at, or `None` when the tag does not exist.
     pub fn tag_commit(&self, tag: &str) -> Option<String> {
         self.sh.ask(self.sh.cmd("git").args([

@@ -78,6 +78,30 @@ impl Plan {
 }
 
 pub fn plan(config: &Config, workspace: &Workspace, tag: &Tag) -> Result<Plan> {
+    // The configured tag form decides what the tag names: a per-package tag releases only
+    // that package's bins, at that package's version; the rest of the workspace is untouched.
+    let tag = &tag.with_template(&config.tag_template)?;
+    if let Some(package) = tag.package() {
+        let member = workspace.members.iter().find(|m| m.name == package);
+        if member.is_none_or(|m| m.bins.is_empty()) {
+            let mut with_bins: Vec<&str> = workspace
+                .members
+                .iter()
+                .filter(|m| !m.bins.is_empty())
+                .map(|m| m.name.as_str())
+                .collect();
+            with_bins.sort();
+            return Err(Error::Plan(format!(
+                "tag {tag} names package `{package}`, which {} in this workspace; packages with bins: {}",
+                if member.is_some() {
+                    "has no bins"
+                } else {
+                    "is not a member"
+                },
+                with_bins.join(", ")
+            )));
+        }
+    }
     let all: Vec<(&str, &str)> = workspace
         .members
         .iter()
@@ -118,6 +142,7 @@ pub fn plan(config: &Config, workspace: &Workspace, tag: &Tag) -> Result<Plan> {
     let chosen: Vec<(&str, &str)> = all
         .iter()
         .copied()
+        .filter(|(p, _)| tag.package().is_none_or(|t| t == *p))
         .filter(|(_, b)| config.bins.is_empty() || config.bins.iter().any(|c| c == b))
         .filter(|(_, b)| !config.exclude_bins.iter().any(|c| c == b))
         .collect();
@@ -350,6 +375,49 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("nothing to release"), "{err}");
+    }
+
+    #[test]
+    fn a_per_package_tag_releases_only_that_package_at_its_version() {
+        let ws = workspace(vec![
+            member("app", "1.0.0", &["app", "app-tool"]),
+            member("other", "0.4.2", &["other"]),
+            member("corelib", "0.3.0", &[]),
+        ]);
+        let c = config(
+            "[release]\ntag-template = \"{package}-v{version}\"\nexclude-bins = [\"app-tool\"]\n",
+        );
+        let p = plan(&c, &ws, &"other-v0.4.2".parse().unwrap()).unwrap();
+        let names: Vec<_> = p.artifacts.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["other-0.4.2-linux-amd64", "other-0.4.2-linux-arm64"]
+        );
+        assert_eq!(p.include[0].packages, ["other"]);
+        assert_eq!(p.tag, "other-v0.4.2");
+        // The version check applies to what is released, and only to it.
+        let err = plan(&c, &ws, &"other-v1.0.0".parse().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("other is 0.4.2") && !err.contains("app is"),
+            "{err}"
+        );
+        for (tag, needle) in [
+            ("corelib-v0.3.0", "has no bins"),
+            ("nope-v1.0.0", "is not a member"),
+            ("v1.0.0", "not of the form `{package}-v{version}`"),
+        ] {
+            let err = plan(&c, &ws, &tag.parse().unwrap())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(needle), "{tag}: {err}");
+        }
+        // A bare-version template releases the whole workspace.
+        let bare = config("[release]\ntag-template = \"{version}\"\n");
+        let p = plan(&bare, &sample(), &"1.0.0".parse().unwrap()).unwrap();
+        assert_eq!(p.tag, "1.0.0");
+        assert_eq!(p.artifacts.len(), 8);
     }
 
     #[test]

@@ -70,7 +70,7 @@ pub fn signer(signer: &Signer) -> Result<()> {
 fn check_git(ctx: &Context) -> Result<()> {
     let git = Git::new(&ctx.sh);
     let head = git.head()?;
-    let dirty = git.dirty_files()?;
+    let dirty = without_own_files(ctx, &git, git.dirty_files()?)?;
     if !dirty.is_empty() {
         let hint = match ctx.mode {
             Mode::Rehearsal => "commit or stash them, or rehearse anyway with --allow-dirty",
@@ -78,7 +78,8 @@ fn check_git(ctx: &Context) -> Result<()> {
         };
         if !(ctx.allow_dirty && ctx.mode == Mode::Rehearsal) {
             return Err(Error::Preflight(format!(
-                "the git tree has uncommitted changes:\n  {}\n{hint}",
+                "the git tree has uncommitted changes ({}):\n  {}\n{hint}",
+                describe_dirty(&dirty),
                 dirty.join("\n  ")
             )));
         }
@@ -106,6 +107,54 @@ fn check_git(ctx: &Context) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Leaves out exactly the untracked files xrelease and cargo make themselves: the output
+/// directory, this machine's `release.local.toml` (written by `doctor --fix`) and cargo's target
+/// directory. In a workspace whose .gitignore predates xrelease they would otherwise make the
+/// second command after `init` refuse; anything else untracked still counts.
+fn without_own_files(ctx: &Context, git: &Git, dirty: Vec<String>) -> Result<Vec<String>> {
+    let Ok(top) = git.toplevel().map(|t| t.canonicalize().unwrap_or(t)) else {
+        return Ok(dirty);
+    };
+    let own: Vec<String> = [
+        (ctx.workspace.root.join("dist"), true),
+        (ctx.dist.clone(), true),
+        (ctx.config.root.join(crate::config::LOCAL_FILE), false),
+        (ctx.workspace.root.join(crate::config::LOCAL_FILE), false),
+        (ctx.workspace.target_dir.clone(), true),
+    ]
+    .into_iter()
+    .filter_map(|(path, dir)| {
+        let path = ctx.workspace.root.join(path);
+        let path = path.canonicalize().unwrap_or(path);
+        let rel = path.strip_prefix(&top).ok()?.to_string_lossy().into_owned();
+        (!rel.is_empty()).then(|| if dir { format!("{rel}/") } else { rel })
+    })
+    .collect();
+    Ok(dirty
+        .into_iter()
+        .filter(|line| match line.strip_prefix("?? ") {
+            Some(path) => !own
+                .iter()
+                .any(|o| path == o || (o.ends_with('/') && path.starts_with(o.as_str()))),
+            None => true,
+        })
+        .collect())
+}
+
+/// "2 modified, 1 untracked": what kind of changes `git status --porcelain` listed.
+fn describe_dirty(lines: &[String]) -> String {
+    let untracked = lines.iter().filter(|l| l.starts_with("??")).count();
+    let changed = lines.len() - untracked;
+    let mut parts = Vec::new();
+    if changed > 0 {
+        parts.push(format!("{changed} changed"));
+    }
+    if untracked > 0 {
+        parts.push(format!("{untracked} untracked"));
+    }
+    parts.join(", ")
 }
 
 /// The rustc a target is built with: its override, else `RUSTC`, else the one on PATH.
