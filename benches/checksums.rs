@@ -47,6 +47,7 @@ fn main() {
         })
         .collect();
     let base = Manifest {
+        glibc: Default::default(),
         schema_version: SCHEMA_VERSION,
         tag: "v1.0.0".into(),
         version: "1.0.0".into(),

@@ -164,6 +164,12 @@ enum Command {
         /// Replace an existing workflow that differs from what release.toml generates
         #[arg(long)]
         force: bool,
+        /// Write the workflow as .github/workflows/NAME (keeps an existing release.yml)
+        #[arg(long, value_name = "NAME")]
+        workflow_name: Option<String>,
+        /// Also release the static musl targets (linux-amd64-musl, linux-arm64-musl)
+        #[arg(long)]
+        musl: bool,
     },
     /// Check the toolchain, linker and runner of every target; `--fix` installs what it can
     Doctor {
@@ -383,14 +389,28 @@ fn run(dir: &Path, command: Command) -> Result<i32> {
             );
             Ok(exit::OK)
         }
-        Command::Init { force } => {
+        Command::Init {
+            force,
+            workflow_name,
+            musl,
+        } => {
             let repository = std::env::var("GITHUB_REPOSITORY").ok().or_else(|| {
                 crate::shell::Shell::new(dir)
                     .ok()
                     .and_then(|sh| crate::git::Git::new(&sh).github_remote())
             });
-            for file in crate::init::run(dir, repository, force)? {
+            let options = crate::init::Options {
+                repository,
+                force,
+                workflow_name,
+                musl,
+            };
+            let outcome = crate::init::run(dir, options)?;
+            for file in outcome.written {
                 println!("wrote {file}");
+            }
+            for note in outcome.notes {
+                println!("note: {note}");
             }
             Ok(exit::OK)
         }
@@ -451,10 +471,16 @@ fn print_summary(ctx: &Context, report: &crate::Report) {
     );
     for a in &report.manifest.artifacts {
         println!(
-            "  {:<44} {:>10}  sha256:{}",
+            "  {:<44} {:>10}  sha256:{}{}",
             a.name,
             human_size(a.size),
-            &a.sha256[..16]
+            &a.sha256[..16],
+            report
+                .manifest
+                .glibc
+                .get(&a.name)
+                .map(|g| format!("  glibc >= {g}"))
+                .unwrap_or_default()
         );
     }
     println!("{}", report.published.summary(&ctx.plan.tag));

@@ -69,19 +69,27 @@ fn render(template: &str, context: impl Serialize) -> Result<String> {
 }
 
 /// The release workflow for this config and workspace.
-pub fn workflow(_config: &Config, invocation: &Invocation) -> Result<String> {
+pub fn workflow(config: &Config, invocation: &Invocation) -> Result<String> {
     let (xrelease, install) = match invocation {
         Invocation::Xtask => ("cargo xtask", false),
         Invocation::Installed => ("xrelease", true),
     };
     render(
         WORKFLOW_TEMPLATE,
-        minijinja::context! { xrelease, install, version => env!("CARGO_PKG_VERSION") },
+        minijinja::context! {
+            xrelease,
+            install,
+            version => env!("CARGO_PKG_VERSION"),
+            tag_pattern => config.tag_template.ci_pattern(),
+        },
     )
 }
 
+/// The two musl targets `init --musl` adds: static binaries that run on any Linux.
+pub const MUSL_TARGETS: [&str; 2] = ["x86_64-unknown-linux-musl", "aarch64-unknown-linux-musl"];
+
 /// A commented release.toml with the defaults, naming this workspace's repository.
-pub fn config_file(repository: &str, exclude_bins: &[String]) -> Result<String> {
+pub fn config_file(repository: &str, exclude_bins: &[String], musl: bool) -> Result<String> {
     let quote = |items: &[String]| {
         format!(
             "[{}]",
@@ -92,22 +100,47 @@ pub fn config_file(repository: &str, exclude_bins: &[String]) -> Result<String> 
                 .join(", ")
         )
     };
-    let targets = [
+    let mut targets = vec![
         "x86_64-unknown-linux-gnu".to_string(),
         "aarch64-unknown-linux-gnu".to_string(),
     ];
+    if musl {
+        targets.extend(MUSL_TARGETS.map(String::from));
+    }
     render(
         CONFIG_TEMPLATE,
         minijinja::context! { targets => quote(&targets), exclude_bins => quote(exclude_bins), repository },
     )
 }
 
-/// Writes release.toml (when absent) and the workflow; an existing, different workflow is only
-/// replaced with `force`.
-pub fn run(dir: &Path, repository: Option<String>, force: bool) -> Result<Vec<String>> {
+/// What `xrelease init` was asked for.
+#[derive(Debug, Default)]
+pub struct Options {
+    /// `OWNER/REPO` for the new release.toml.
+    pub repository: Option<String>,
+    /// Replace an existing workflow that differs.
+    pub force: bool,
+    /// The workflow's file name under `.github/workflows/` (default `release.yml`).
+    pub workflow_name: Option<String>,
+    /// Release the two musl targets too.
+    pub musl: bool,
+}
+
+/// What init did, file by file, and any note for the user.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub written: Vec<String>,
+    pub notes: Vec<String>,
+}
+
+/// Writes release.toml (when absent), the .gitignore lines for xrelease's own files and the
+/// workflow. Nothing the user has is overwritten unless `force` asks for the workflow: an
+/// existing, different workflow is refused with the diff and the ways out.
+pub fn run(dir: &Path, options: Options) -> Result<Outcome> {
+    let workflow_rel = workflow_path(options.workflow_name.as_deref())?;
     let workspace = Workspace::load(dir)?;
     let invocation = Invocation::detect(&workspace);
-    let mut written = Vec::new();
+    let mut out = Outcome::default();
     let config_path = dir.join(config::DEFAULT_FILE);
     if !config_path.exists() {
         let exclude: Vec<String> = if invocation == Invocation::Xtask {
@@ -115,18 +148,38 @@ pub fn run(dir: &Path, repository: Option<String>, force: bool) -> Result<Vec<St
         } else {
             vec![]
         };
-        let text = config_file(&repository.unwrap_or_default(), &exclude)?;
+        let text = config_file(
+            &options.repository.unwrap_or_default(),
+            &exclude,
+            options.musl,
+        )?;
         std::fs::write(&config_path, text).map_err(Error::io("cannot write", &config_path))?;
-        written.push(config::DEFAULT_FILE.to_string());
+        out.written.push(config::DEFAULT_FILE.to_string());
+    } else if options.musl {
+        out.notes.push(format!(
+            "{} exists and is left as it is: add {} to `[release] targets` for the musl builds",
+            config::DEFAULT_FILE,
+            MUSL_TARGETS.map(|t| format!("\"{t}\"")).join(", ")
+        ));
+    }
+    if ignore_own_files(dir)? {
+        out.written.push(".gitignore".into());
     }
     let config = config::load(&config_path, true)?;
     let text = workflow(&config, &invocation)?;
-    let path = dir.join(WORKFLOW_PATH);
+    let path = dir.join(&workflow_rel);
     match std::fs::read_to_string(&path) {
-        Ok(existing) if existing == text => return Ok(written),
-        Ok(_) if !force => {
+        Ok(existing) if existing == text => return Ok(out),
+        Ok(existing) if !options.force => {
+            let diff = similar::TextDiff::from_lines(&existing, &text)
+                .unified_diff()
+                .context_radius(3)
+                .header(&format!("{workflow_rel} (yours)"), "xrelease's")
+                .to_string();
             return Err(Error::Config(format!(
-                "{WORKFLOW_PATH} exists and differs from what release.toml generates; re-run with --force to replace it"
+                "{workflow_rel} exists and differs from what xrelease generates; nothing was overwritten.\n{diff}\
+                 Keep yours and write xrelease's beside it with `--workflow-name xrelease.yml`, \
+                 or replace yours with `--force`"
             )));
         }
         _ => {}
@@ -135,6 +188,63 @@ pub fn run(dir: &Path, repository: Option<String>, force: bool) -> Result<Vec<St
         std::fs::create_dir_all(parent).map_err(Error::io("cannot create", parent))?;
     }
     std::fs::write(&path, text).map_err(Error::io("cannot write", &path))?;
-    written.push(WORKFLOW_PATH.to_string());
-    Ok(written)
+    out.written.push(workflow_rel);
+    Ok(out)
+}
+
+/// `.github/workflows/NAME`, NAME a plain `*.yml`/`*.yaml` file name.
+fn workflow_path(name: Option<&str>) -> Result<String> {
+    let Some(name) = name else {
+        return Ok(WORKFLOW_PATH.to_string());
+    };
+    let plain = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && !name.starts_with('.');
+    if !plain || !(name.ends_with(".yml") || name.ends_with(".yaml")) {
+        return Err(Error::Config(format!(
+            "--workflow-name `{name}`: give a plain file name ending in .yml, e.g. `xrelease.yml`"
+        )));
+    }
+    Ok(format!(".github/workflows/{name}"))
+}
+
+/// The lines .gitignore needs so that xrelease's own files never dirty the tree: the output
+/// directory and this machine's overrides. Appended when missing; returns whether it wrote.
+fn ignore_own_files(dir: &Path) -> Result<bool> {
+    let path = dir.join(".gitignore");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(Error::io("cannot read", &path)(e)),
+    };
+    let has = |entry: &str| {
+        text.lines().map(str::trim).any(|l| {
+            let l = l.trim_start_matches('/').trim_end_matches('/');
+            l == entry
+        })
+    };
+    let missing: Vec<String> = [
+        ("dist", "/dist/"),
+        (config::LOCAL_FILE, "/release.local.toml"),
+    ]
+    .into_iter()
+    .filter(|(entry, _)| !has(entry))
+    .map(|(_, line)| line.to_string())
+    .collect();
+    if missing.is_empty() {
+        return Ok(false);
+    }
+    let mut new = text;
+    if !new.is_empty() && !new.ends_with('\n') {
+        new.push('\n');
+    }
+    new.push_str("# xrelease: its output and this machine's toolchain overrides\n");
+    for line in missing {
+        new.push_str(&line);
+        new.push('\n');
+    }
+    std::fs::write(&path, new).map_err(Error::io("cannot write", &path))?;
+    Ok(true)
 }

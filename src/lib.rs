@@ -11,6 +11,7 @@ pub mod doctor;
 pub mod error;
 pub mod git;
 pub mod github;
+pub mod glibc;
 pub mod init;
 pub mod manifest;
 pub mod notes;
@@ -117,6 +118,7 @@ fn publish(
     signer: &Signer,
     publisher: &mut Publisher,
 ) -> Result<Report> {
+    stage::verify::glibc(ctx, verified)?; //  no binary needs a newer glibc than max-glibc
     let published = stage::publish::run(ctx, verified, &signer.policy(), publisher)?;
     Ok(Report {
         manifest: verified.manifest().clone(),
@@ -132,7 +134,7 @@ fn attest_inputs<'a>(
     stage::attest::Inputs {
         repository,
         workspace_root: &ctx.workspace.root,
-        profile: "release",
+        profile: &ctx.config.profile,
         started_on: ctx.started_on.clone(),
         ci,
     }

@@ -28,6 +28,9 @@ pub struct Manifest {
     pub builds: Vec<BuildRecord>,
     /// Stage name → wall milliseconds of its last run.
     pub timings: BTreeMap<String, u64>,
+    /// Binary name → its glibc floor (the highest `GLIBC_x.y` it needs); linux-gnu binaries only.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub glibc: BTreeMap<String, crate::config::GlibcVersion>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -220,6 +223,7 @@ mod tests {
                 }],
             }],
             timings: BTreeMap::from([("build".into(), 1234)]),
+            glibc: BTreeMap::new(),
         }
     }
 

@@ -21,6 +21,8 @@ pub struct Row {
     pub size: u64,
     pub size_human: String,
     pub sha256: String,
+    /// A linux-gnu binary's glibc floor: the oldest glibc it starts on.
+    pub glibc: Option<String>,
 }
 
 impl Row {
@@ -30,7 +32,13 @@ impl Row {
             size,
             size_human: human_size(size),
             sha256: sha256.to_string(),
+            glibc: None,
         }
+    }
+
+    pub fn with_glibc(mut self, floor: Option<impl ToString>) -> Row {
+        self.glibc = floor.map(|f| f.to_string());
+        self
     }
 }
 

@@ -95,6 +95,7 @@ pub fn run(ctx: &Context, shares: &[PathBuf]) -> Result<Manifest> {
                 }
                 m.toolchains.extend(share.toolchains);
                 m.builds.extend(share.builds);
+                m.glibc.extend(share.glibc);
                 for a in share
                     .artifacts
                     .into_iter()

@@ -140,6 +140,10 @@ pub fn provenance(manifest: &Manifest, inputs: &Inputs<'_>) -> Result<Value> {
         "toolchains": manifest.toolchains,
         "sourceDateEpoch": manifest.source.commit_time,
     });
+    if !manifest.glibc.is_empty() {
+        // The oldest glibc each linux-gnu binary starts on: what its users' machines need.
+        internal["glibc"] = json!(manifest.glibc);
+    }
     let (builder, invocation) = match ci.workflow_ref() {
         Some(workflow_ref) => {
             let (path, at) = workflow_ref

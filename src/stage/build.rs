@@ -1,4 +1,4 @@
-//! The build stage: `cargo build --release --locked --target T -p PKG` per target and package.
+//! The build stage: `cargo build --profile P --locked --target T -p PKG` per target and package.
 //!
 //! Executables are learnt from cargo's JSON messages (never guessed from `target/` paths),
 //! copied to `dist/<tag>/<name>`, smoke-run where they can be, and recorded in the manifest
@@ -42,6 +42,7 @@ pub fn run(ctx: &Context) -> Result<Manifest> {
         artifacts: Vec::new(),
         builds: Vec::new(),
         timings: BTreeMap::new(),
+        glibc: BTreeMap::new(),
     };
 
     for target in ctx.plan.targets(&ctx.config) {
@@ -77,6 +78,9 @@ pub fn run(ctx: &Context) -> Result<Manifest> {
                     std::fs::copy(&exe, &dest)
                         .map_err(Error::io("cannot copy the executable to dist", &dest))?;
                     smoke_run(ctx, target, &dest)?;
+                    if let Some(floor) = crate::glibc::floor(&dest)? {
+                        manifest.glibc.insert(planned.name.clone(), floor);
+                    }
                     let (sha256, size) =
                         sha256_file(&dest).map_err(Error::io("cannot hash", &dest))?;
                     manifest.upsert(Artifact {
@@ -130,11 +134,18 @@ pub fn prepare_dist(dist: &Path) -> Result<()> {
 fn toolchain_info(ctx: &Context, target: &Target) -> Result<ToolchainInfo> {
     let toolchain = ctx.config.toolchain(target);
     let rustc = ctx.sh.read(ctx.sh.cmd(rustc_for(&toolchain)).arg("-V"))?;
-    let cargo = ctx.sh.read(ctx.sh.cmd(cargo()).arg("-V"))?;
+    let cargo = ctx
+        .sh
+        .read(ctx.sh.cmd(cargo(&ctx.workspace.root)).arg("-V"))?;
     Ok(ToolchainInfo { rustc, cargo })
 }
 
-fn cargo() -> String {
+/// `CARGO` (the cargo running `cargo xtask`), else `cargo` on PATH; with a rust-toolchain.toml
+/// always rustup's `cargo` proxy, run in the workspace, so the pinned toolchain builds.
+fn cargo(root: &Path) -> String {
+    if crate::stage::preflight::toolchain_file(root).is_some() {
+        return "cargo".into();
+    }
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
 
@@ -162,16 +173,21 @@ fn cargo_build(
     let toolchain = ctx.config.toolchain(target);
     let mut cmd = ctx
         .sh
-        .cmd(cargo())
+        .cmd(cargo(&ctx.workspace.root))
         .args([
             "build",
-            "--release",
             "--locked",
             "--message-format=json-render-diagnostics",
         ])
+        .args(["--profile", &ctx.config.profile])
         .args(["--target", &target.triple])
         .args(packages.iter().flat_map(|p| ["-p", p.as_str()]))
         .args(["--config", &remap_flags(ctx, target)])
+        .args(
+            strip_flags(ctx)
+                .iter()
+                .flat_map(|f| ["--config", f.as_str()]),
+        )
         .env("SOURCE_DATE_EPOCH", commit_time.to_string());
     if toolchain.rustc.is_some() {
         cmd = cmd.env("RUSTC", rustc_for(&toolchain));
@@ -181,7 +197,8 @@ fn cargo_build(
     }
     cmd = cmd.envs(&toolchain.env);
     let shown = format!(
-        "cargo build --release --locked --target {} -p {}",
+        "cargo build --profile {} --locked --target {} -p {}",
+        ctx.config.profile,
         target.triple,
         packages.join(" -p ")
     );
@@ -289,6 +306,44 @@ fn remap_flags(ctx: &Context, target: &Target) -> String {
         .map(|f| serde_json::to_string(f).expect("a string"))
         .collect();
     format!("target.{}.rustflags=[{}]", target.triple, quoted.join(","))
+}
+
+/// `[release] strip = true`: debug info is stripped from what is published, unless the
+/// workspace's own profile (or one it inherits from) already says how to strip.
+fn strip_flags(ctx: &Context) -> Vec<String> {
+    let profile = &ctx.config.profile;
+    if !ctx.config.strip || profile_sets_strip(&ctx.workspace.root, profile) {
+        return Vec::new();
+    }
+    vec![format!("profile.{profile}.strip=\"debuginfo\"")]
+}
+
+fn profile_sets_strip(root: &Path, profile: &str) -> bool {
+    let Ok(text) = std::fs::read_to_string(root.join("Cargo.toml")) else {
+        return false;
+    };
+    let Ok(manifest) = text.parse::<toml::Table>() else {
+        return false;
+    };
+    let profiles = manifest.get("profile").and_then(|p| p.as_table());
+    let mut name = profile.to_string();
+    // Follow `inherits` (bounded: cargo refuses cycles anyway).
+    for _ in 0..8 {
+        let Some(table) = profiles
+            .and_then(|p| p.get(&name))
+            .and_then(|t| t.as_table())
+        else {
+            return false;
+        };
+        if table.contains_key("strip") {
+            return true;
+        }
+        match table.get("inherits").and_then(|i| i.as_str()) {
+            Some(parent) => name = parent.to_string(),
+            None => return false,
+        }
+    }
+    false
 }
 
 fn cargo_home() -> Option<PathBuf> {

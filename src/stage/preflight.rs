@@ -19,6 +19,7 @@ pub fn run(ctx: &Context, publisher: &mut Publisher) -> Result<()> {
     check_git(ctx)?;
     check_repository(ctx)?;
     check_toolchains(ctx)?;
+    check_rust_version(ctx)?;
     publisher.preflight(ctx)?; // a rehearsal's publisher records, so it checks nothing
     for check in &ctx.config.pre_release_checks {
         run_check(ctx, check)?;
@@ -58,6 +59,73 @@ fn check_toolchains(ctx: &Context) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Every released package's `rust-version` against the rustc of every target, so a workspace
+/// that needs a newer Rust stops here with the fix instead of deep inside cargo.
+fn check_rust_version(ctx: &Context) -> Result<()> {
+    let released: Vec<&cargo_metadata::Package> = ctx
+        .workspace
+        .metadata
+        .workspace_packages()
+        .into_iter()
+        .filter(|p| {
+            ctx.plan
+                .artifacts
+                .iter()
+                .any(|a| a.package == p.name.as_str())
+        })
+        .collect();
+    if released.iter().all(|p| p.rust_version.is_none()) {
+        return Ok(());
+    }
+    let pinned = toolchain_file(&ctx.workspace.root);
+    let mut problems = Vec::new();
+    for target in ctx.plan.targets(&ctx.config) {
+        let rustc = rustc_for(&ctx.config.toolchain(target));
+        let text = ctx.sh.read(ctx.sh.cmd(&rustc).arg("-V"))?;
+        let Some(have) = rustc_version(&text) else {
+            return Err(Error::Preflight(format!(
+                "`{rustc} -V` printed `{text}`, which does not name a Rust version"
+            )));
+        };
+        for package in &released {
+            if let Some(need) = &package.rust_version
+                && (need.major, need.minor, need.patch) > (have.major, have.minor, have.patch)
+            {
+                problems.push(format!(
+                    "package `{}` needs Rust {need} (its `rust-version`), but {} builds with {text} (`{rustc}`)",
+                    package.name, target.triple
+                ));
+            }
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let fix = match &pinned {
+        Some(file) => format!(
+            "{file} pins the toolchain: raise its `channel` to a release that has it, then `rustup toolchain install` it"
+        ),
+        None => "install a newer toolchain (`rustup update`, or `rustup toolchain install VERSION` and pin it in \
+                 rust-toolchain.toml, which xrelease honours), or set `[target.T] rustc` to a newer rustc"
+            .into(),
+    };
+    problems.dedup();
+    Err(Error::Preflight(format!("{}\n{fix}", problems.join("\n"))))
+}
+
+/// `rustc 1.95.0 (59807616e 2026-04-14)` → 1.95.0 (a nightly's `-nightly` kept as pre-release).
+fn rustc_version(text: &str) -> Option<semver::Version> {
+    semver::Version::parse(text.split_whitespace().nth(1)?).ok()
+}
+
+/// The workspace's rustup toolchain file, when it has one: rustup then picks the toolchain for
+/// every cargo and rustc run in the workspace, and xrelease must not bypass it.
+pub fn toolchain_file(root: &std::path::Path) -> Option<&'static str> {
+    ["rust-toolchain.toml", "rust-toolchain"]
+        .into_iter()
+        .find(|f| root.join(f).is_file())
 }
 
 /// The signer can sign when its turn comes: a keyless signer has an identity-token source

@@ -209,7 +209,8 @@ fn assets(dist: &Path, manifest: &Manifest) -> Result<Vec<Row>> {
             continue;
         }
         match manifest.artifact(&name) {
-            Some(a) => assets.push(Row::new(&a.name, a.size, &a.sha256)),
+            Some(a) => assets
+                .push(Row::new(&a.name, a.size, &a.sha256).with_glibc(manifest.glibc.get(&a.name))),
             None => {
                 return Err(Error::Publish(format!(
                     "{} is not part of the verified release (the manifest does not list it): it would be \

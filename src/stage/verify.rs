@@ -67,6 +67,45 @@ pub fn run(
     })
 }
 
+/// `[release] max-glibc`: every binary's glibc floor, read again from the verified bytes (the
+/// manifest's record must agree), is at most that version. Exit 3 otherwise: the release
+/// would not start on the systems it promises to support.
+pub fn glibc(ctx: &crate::context::Context, verified: &Verified) -> Result<()> {
+    let mut problems = Vec::new();
+    for binary in verified.manifest.binaries() {
+        let floor = crate::glibc::floor(&verified.dist.join(&binary.name))?;
+        if floor.as_ref() != verified.manifest.glibc.get(&binary.name) {
+            problems.push(format!(
+                "{}: needs glibc {} but the manifest records {}",
+                binary.name,
+                floor.map_or("none".into(), |f| f.to_string()),
+                verified
+                    .manifest
+                    .glibc
+                    .get(&binary.name)
+                    .map_or("none".into(), |f| f.to_string())
+            ));
+            continue;
+        }
+        if let (Some(floor), Some(max)) = (floor, &ctx.config.max_glibc)
+            && floor > *max
+        {
+            problems.push(format!(
+                "{} needs glibc {floor}, newer than `[release] max-glibc = \"{max}\"`",
+                binary.name
+            ));
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Verification(format!(
+        "[FAIL] glibc: {}\nbuild the linux-gnu targets on an older system (or container), release the \
+         static musl targets instead (`[release] targets`, `xrelease init --musl`), or raise `max-glibc`",
+        problems.join("\n[FAIL] glibc: ")
+    )))
+}
+
 /// A real run that failed after the verify gate (say, mid-upload) left a verified release in
 /// `dist/<tag>/`. Re-running must publish exactly those bytes: a rebuild would sign again (new
 /// provenance timestamps; keyless, a new certificate) and no longer match what the draft
