@@ -142,36 +142,39 @@ pub fn run(dir: &Path, options: Options) -> Result<Outcome> {
     let invocation = Invocation::detect(&workspace);
     let mut out = Outcome::default();
     let config_path = dir.join(config::DEFAULT_FILE);
-    if !config_path.exists() {
+    // The config to write, if there is none yet: the workflow is rendered from it, and a
+    // refusal below must leave the workspace exactly as it was.
+    let new_config = if config_path.exists() {
+        if options.musl {
+            out.notes.push(format!(
+                "{} exists and is left as it is: add {} to `[release] targets` for the musl builds",
+                config::DEFAULT_FILE,
+                MUSL_TARGETS.map(|t| format!("\"{t}\"")).join(", ")
+            ));
+        }
+        None
+    } else {
         let exclude: Vec<String> = if invocation == Invocation::Xtask {
             vec!["xtask".into()]
         } else {
             vec![]
         };
-        let text = config_file(
+        Some(config_file(
             &options.repository.unwrap_or_default(),
             &exclude,
             options.musl,
-        )?;
-        std::fs::write(&config_path, text).map_err(Error::io("cannot write", &config_path))?;
-        out.written.push(config::DEFAULT_FILE.to_string());
-    } else if options.musl {
-        out.notes.push(format!(
-            "{} exists and is left as it is: add {} to `[release] targets` for the musl builds",
-            config::DEFAULT_FILE,
-            MUSL_TARGETS.map(|t| format!("\"{t}\"")).join(", ")
-        ));
-    }
-    if ignore_own_files(dir)? {
-        out.written.push(".gitignore".into());
-    }
-    let config = config::load(&config_path, true)?;
+        )?)
+    };
+    let config = match &new_config {
+        Some(text) => config::parse(text, &config_path, dir.to_path_buf())?,
+        None => config::load(&config_path, true)?,
+    };
     let text = workflow(&config, &invocation)?;
     let path = dir.join(&workflow_rel);
-    match std::fs::read_to_string(&path) {
-        Ok(existing) if existing == text => return Ok(out),
-        Ok(existing) if !options.force => {
-            let diff = similar::TextDiff::from_lines(&existing, &text)
+    let existing = std::fs::read_to_string(&path).ok();
+    match &existing {
+        Some(existing) if *existing != text && !options.force => {
+            let diff = similar::TextDiff::from_lines(existing.as_str(), text.as_str())
                 .unified_diff()
                 .context_radius(3)
                 .header(&format!("{workflow_rel} (yours)"), "xrelease's")
@@ -184,11 +187,21 @@ pub fn run(dir: &Path, options: Options) -> Result<Outcome> {
         }
         _ => {}
     }
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(Error::io("cannot create", parent))?;
+    if let Some(new_config) = new_config {
+        std::fs::write(&config_path, new_config)
+            .map_err(Error::io("cannot write", &config_path))?;
+        out.written.push(config::DEFAULT_FILE.to_string());
     }
-    std::fs::write(&path, text).map_err(Error::io("cannot write", &path))?;
-    out.written.push(workflow_rel);
+    if ignore_own_files(dir)? {
+        out.written.push(".gitignore".into());
+    }
+    if existing.as_deref() != Some(text.as_str()) {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(Error::io("cannot create", parent))?;
+        }
+        std::fs::write(&path, text).map_err(Error::io("cannot write", &path))?;
+        out.written.push(workflow_rel);
+    }
     Ok(out)
 }
 

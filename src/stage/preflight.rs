@@ -81,6 +81,7 @@ fn check_rust_version(ctx: &Context) -> Result<()> {
     }
     let pinned = toolchain_file(&ctx.workspace.root);
     let mut problems = Vec::new();
+    let mut newest: Option<semver::Version> = None;
     for target in ctx.plan.targets(&ctx.config) {
         let rustc = rustc_for(&ctx.config.toolchain(target));
         let text = ctx.sh.read(ctx.sh.cmd(&rustc).arg("-V"))?;
@@ -93,6 +94,8 @@ fn check_rust_version(ctx: &Context) -> Result<()> {
             if let Some(need) = &package.rust_version
                 && (need.major, need.minor, need.patch) > (have.major, have.minor, have.patch)
             {
+                newest = newest.max(Some(need.clone()));
+                let need = short_version(need);
                 problems.push(format!(
                     "package `{}` needs Rust {need} (its `rust-version`), but {} builds with {text} (`{rustc}`)",
                     package.name, target.triple
@@ -103,16 +106,28 @@ fn check_rust_version(ctx: &Context) -> Result<()> {
     if problems.is_empty() {
         return Ok(());
     }
+    let version = newest.as_ref().map(short_version).unwrap_or_default();
     let fix = match &pinned {
         Some(file) => format!(
-            "{file} pins the toolchain: raise its `channel` to a release that has it, then `rustup toolchain install` it"
+            "{file} pins the toolchain: raise its `channel` to {version} or later (`rustup toolchain install {version}`)"
         ),
-        None => "install a newer toolchain (`rustup update`, or `rustup toolchain install VERSION` and pin it in \
-                 rust-toolchain.toml, which xrelease honours), or set `[target.T] rustc` to a newer rustc"
-            .into(),
+        None => format!(
+            "install a newer toolchain: `rustup toolchain install {version}` and pin it in rust-toolchain.toml \
+             (`[toolchain] channel = \"{version}\"`, which xrelease honours), or `rustup update`; or set \
+             `[target.T] rustc` to a newer rustc"
+        ),
     };
     problems.dedup();
     Err(Error::Preflight(format!("{}\n{fix}", problems.join("\n"))))
+}
+
+/// Cargo reads `rust-version = "1.80"` as 1.80.0: say it as the user wrote it.
+fn short_version(v: &semver::Version) -> String {
+    if v.patch == 0 && v.pre.is_empty() {
+        format!("{}.{}", v.major, v.minor)
+    } else {
+        v.to_string()
+    }
 }
 
 /// `rustc 1.95.0 (59807616e 2026-04-14)` → 1.95.0 (a nightly's `-nightly` kept as pre-release).

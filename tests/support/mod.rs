@@ -35,6 +35,21 @@ impl Fixture {
         fixture
     }
 
+    /// A fixture as a workspace that has never seen xrelease: no machine overrides copied in,
+    /// no .gitignore lines added for them.
+    pub fn bare(name: &str) -> Fixture {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("xrelease-{name}-"))
+            .tempdir()
+            .unwrap();
+        let root = dir.path().join(name);
+        copy_tree(&repo_root().join("tests/fixtures").join(name), &root);
+        let fixture = Fixture { _dir: dir, root };
+        fixture.git(&["init", "-q", "-b", "main"]);
+        fixture.commit("fixture");
+        fixture
+    }
+
     /// This machine's toolchain overrides (what `xrelease doctor --fix` recorded for the repo),
     /// kept out of git in the fixture as in a real workspace.
     fn machine_overrides(&self) {
