@@ -57,7 +57,7 @@ fn repair(sh: &Shell, target: &Target, current: &Toolchain, ui: &Ui) -> Result<O
             ));
         }
     }
-    let needs_cross = triple != platform::host_triple();
+    let needs_cross = !platform::runs_natively(triple);
     let std_ok = |t: &Toolchain| {
         check_target(
             sh,
@@ -71,9 +71,12 @@ fn repair(sh: &Shell, target: &Target, current: &Toolchain, ui: &Ui) -> Result<O
         .is_ok()
     };
     let apt = find_program("apt-get").is_some();
-    if triple == "aarch64-unknown-linux-gnu" && apt {
+    let musl = triple.ends_with("-musl");
+    if triple.starts_with("aarch64-unknown-linux-") && needs_cross && apt {
         let mut packages = Vec::new();
-        if !std_ok(&toolchain)
+        // Debian's rustc has no musl std: for musl targets rustup's is the only source.
+        if !musl
+            && !std_ok(&toolchain)
             && !std_ok(&Toolchain {
                 rustc: Some("/usr/bin/rustc".into()),
                 ..toolchain.clone()
@@ -90,7 +93,8 @@ fn repair(sh: &Shell, target: &Target, current: &Toolchain, ui: &Ui) -> Result<O
         if !packages.is_empty() {
             apt_install(sh, &packages, ui)?;
         }
-        if !std_ok(&toolchain)
+        if !musl
+            && !std_ok(&toolchain)
             && std_ok(&Toolchain {
                 rustc: Some("/usr/bin/rustc".into()),
                 ..toolchain.clone()
@@ -99,7 +103,12 @@ fn repair(sh: &Shell, target: &Target, current: &Toolchain, ui: &Ui) -> Result<O
             toolchain.rustc = Some("/usr/bin/rustc".into());
         }
         if toolchain.runner.is_none() && find_program("qemu-aarch64-static").is_some() {
-            toolchain.runner = Some("qemu-aarch64-static -L /usr/aarch64-linux-gnu".into());
+            // A static musl binary needs no target libraries; a glibc one needs Debian's.
+            toolchain.runner = Some(if musl {
+                "qemu-aarch64-static".into()
+            } else {
+                "qemu-aarch64-static -L /usr/aarch64-linux-gnu".into()
+            });
         }
     }
     if needs_cross

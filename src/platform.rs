@@ -45,6 +45,16 @@ impl Target {
     }
 }
 
+/// Whether this machine runs the target's binaries without an emulator: its own triple, and
+/// the static musl build of its own architecture.
+pub fn runs_natively(triple: &str) -> bool {
+    let host = host_triple();
+    triple == host
+        || (host.contains("-linux-")
+            && triple.ends_with("-linux-musl")
+            && triple.split('-').next() == host.split('-').next())
+}
+
 /// The GitHub Actions runner that builds a target natively by default.
 pub fn default_ci_runner(triple: &str) -> &'static str {
     match triple {
@@ -83,6 +93,16 @@ mod tests {
             ".exe"
         );
         assert!(Target::new("x86_64-unknown-linux-gnux").is_none());
+    }
+
+    #[test]
+    fn the_hosts_own_musl_build_runs_natively() {
+        let arch = host_triple().split('-').next().unwrap();
+        assert!(runs_natively(host_triple()));
+        if host_triple().contains("-linux-") {
+            assert!(runs_natively(&format!("{arch}-unknown-linux-musl")));
+        }
+        assert!(!runs_natively("riscv64gc-unknown-linux-gnu"));
     }
 
     #[test]

@@ -387,7 +387,7 @@ fn smoke_run(ctx: &Context, target: &Target, binary: &Path) -> Result<()> {
     let mut words = match &toolchain.runner {
         Some(runner) => shell_words::split(runner)
             .map_err(|e| Error::Config(format!("`[target.{}] runner`: {e}", target.triple)))?,
-        None if target.triple == platform::host_triple() => Vec::new(),
+        None if platform::runs_natively(&target.triple) => Vec::new(),
         None => return Ok(()),
     };
     words.push(binary.display().to_string());

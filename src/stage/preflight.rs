@@ -294,7 +294,8 @@ pub fn check_target(
         ));
     }
 
-    let host = target.triple == platform::host_triple();
+    // The host's own musl target links with the host's cc (rustc brings musl's crt and libc).
+    let host = platform::runs_natively(&target.triple);
     match linker_for(target, toolchain) {
         Some(linker) if find_program(&linker).is_none() => {
             return Err(format!(
@@ -337,9 +338,17 @@ pub fn check_target(
 }
 
 /// The GNU cross compiler Debian/Ubuntu name for a target: `aarch64-linux-gnu-gcc`.
+///
+/// musl targets link with the same GNU cross gcc: rustc's musl targets bring their own crt
+/// objects and libc, so only the driver and the linker for the architecture are needed.
 pub fn gcc_for(target: &Target) -> String {
     let mut parts: Vec<&str> = target.triple.split('-').collect();
     parts.retain(|p| *p != "unknown");
+    for part in parts.iter_mut() {
+        if *part == "musl" {
+            *part = "gnu";
+        }
+    }
     let arch = match parts[0] {
         "armv7" => "arm",
         "riscv64gc" => "riscv64",
@@ -414,6 +423,7 @@ mod tests {
             "arm-linux-gnueabihf-gcc"
         );
         assert_eq!(gcc("riscv64gc-unknown-linux-gnu"), "riscv64-linux-gnu-gcc");
+        assert_eq!(gcc("aarch64-unknown-linux-musl"), "aarch64-linux-gnu-gcc");
         assert!(
             install_hint("aarch64-linux-gnu-gcc")
                 .unwrap()

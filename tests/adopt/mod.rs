@@ -225,3 +225,52 @@ fn init_never_overwrites_an_existing_workflow() {
         .code(2)
         .stderr_has("plain file name");
 }
+
+#[test]
+fn the_musl_targets_are_first_class_set_up_by_doctor_and_smoke_run() {
+    let fixture = Fixture::bare("tags");
+    let elsewhere = tempfile::tempdir().unwrap();
+    let config = elsewhere.path().join("release.toml");
+    std::fs::write(
+        &config,
+        "[release]\ntag-template = \"{package}-v{version}\"\n\
+         targets = [\"x86_64-unknown-linux-musl\", \"aarch64-unknown-linux-musl\"]\n\
+         [github]\nrepository = \"fixture/tags\"\n",
+    )
+    .unwrap();
+    // doctor --fix adds rustup's musl std and records the arm64 linker and qemu runner.
+    fixture
+        .xrelease(&["doctor", "--fix"])
+        .run_with_config(&config)
+        .success();
+    let local = std::fs::read_to_string(elsewhere.path().join("release.local.toml")).unwrap();
+    assert!(
+        local.contains("[target.aarch64-unknown-linux-musl]"),
+        "{local}"
+    );
+    let tag = "beta-v1.2.3";
+    fixture
+        .xrelease(&["release", tag, "--dry-run"])
+        .run_with_config(&config)
+        .success()
+        .stdout_has("beta-1.2.3-linux-amd64-musl")
+        .stdout_has("beta-1.2.3-linux-arm64-musl");
+    verify_rehearsal(&fixture, tag);
+    let amd64 = fixture.path(&format!("dist/{tag}/beta-1.2.3-linux-amd64-musl"));
+    let arm64 = fixture.path(&format!("dist/{tag}/beta-1.2.3-linux-arm64-musl"));
+    assert_eq!(elf_machine(&amd64), EM_X86_64);
+    assert_eq!(elf_machine(&arm64), EM_AARCH64);
+    // Static: no glibc floor recorded, and each runs (arm64 under qemu, no target libraries).
+    let manifest = fixture.read(&format!("dist/{tag}/manifest.json"));
+    assert!(!manifest.contains("\"glibc\""), "{manifest}");
+    let run = |cmd: &mut std::process::Command| {
+        let out = cmd.arg("--version").output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(run(&mut std::process::Command::new(&amd64)).starts_with("beta 1.2.3"));
+    assert!(
+        run(std::process::Command::new("qemu-aarch64-static").arg(&arm64))
+            .starts_with("beta 1.2.3")
+    );
+}
