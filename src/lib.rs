@@ -60,7 +60,7 @@ pub fn release(ctx: &Context, signer: &mut Signer, publisher: &mut Publisher) ->
     if ctx.mode == Mode::Real
         && let Some(verified) = stage::verify::resumable(ctx, &signer.policy())?
     {
-        return publish(ctx, &verified, signer, publisher); //  a failed run's verified release, as it was
+        return publish(ctx, &verified, signer, publisher, Default::default()); //  a failed run's verified release, as it was
     }
     let manifest = stage::build::run(ctx)?; //  cargo build per target and package → dist/<tag>/
     finish(ctx, manifest, signer, publisher)
@@ -98,18 +98,48 @@ fn finish(
         ctx.repository().unwrap_or_default(),
         stage::attest::Ci::from_env(),
     );
-    stage::sbom::run(dist, &ctx.workspace.metadata, &mut manifest)?; //  one CycloneDX SBOM per binary
-    stage::checksums::run(dist, &mut manifest)?; //  SHA256SUMS over binaries and SBOMs
-    stage::sign::run(dist, &mut manifest, signer)?; //  signature + bundle over SHA256SUMS
-    stage::attest::run(
-        dist,
-        &mut manifest,
-        signer,
-        &attest_inputs(ctx, &repository, &ci),
-    )?; //  provenance, SBOM attestations
+    let mut clock = manifest.timings.clone();
+    timed(&mut clock, "sbom", || {
+        stage::sbom::run(dist, &ctx.workspace.metadata, &mut manifest)
+    })?; //  one CycloneDX SBOM per binary
+    timed(&mut clock, "checksums", || {
+        stage::checksums::run(dist, &mut manifest)
+    })?; //  SHA256SUMS over binaries and SBOMs
+    if let Some(published) = stage::publish::already_published(publisher, &manifest)? {
+        return Ok(Report {
+            manifest,
+            published,
+        }); //  a re-run of a published release: identical, done
+    }
+    timed(&mut clock, "sign", || {
+        stage::sign::run(dist, &mut manifest, signer)
+    })?; //  signature + bundle over SHA256SUMS
+    timed(&mut clock, "attest", || {
+        stage::attest::run(
+            dist,
+            &mut manifest,
+            signer,
+            &attest_inputs(ctx, &repository, &ci),
+        )
+    })?; //  provenance, SBOM attestations
+    manifest.timings = clock.clone();
     manifest.write(dist)?;
-    let verified = stage::verify::run(dist, &manifest, &signer.policy(), &ctx.expect(), &ctx.ui)?; //  the gate
-    publish(ctx, &verified, signer, publisher) //  draft → upload → compare → publish
+    let verified = timed(&mut clock, "verify", || {
+        stage::verify::run(dist, &manifest, &signer.policy(), &ctx.expect(), &ctx.ui)
+    })?; //  the gate
+    publish(ctx, &verified, signer, publisher, clock) //  draft → upload → compare → publish
+}
+
+/// Runs one stage and records its wall time under `name`.
+fn timed<T>(
+    clock: &mut std::collections::BTreeMap<String, u64>,
+    name: &str,
+    stage: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    let started = std::time::Instant::now();
+    let out = stage()?;
+    clock.insert(name.into(), started.elapsed().as_millis() as u64);
+    Ok(out)
 }
 
 fn publish(
@@ -117,11 +147,25 @@ fn publish(
     verified: &Verified,
     signer: &Signer,
     publisher: &mut Publisher,
+    mut clock: std::collections::BTreeMap<String, u64>,
 ) -> Result<Report> {
     stage::verify::glibc(ctx, verified)?; //  no binary needs a newer glibc than max-glibc
-    let published = stage::publish::run(ctx, verified, &signer.policy(), publisher)?;
+    if let Some(published) = stage::publish::already_published(publisher, verified.manifest())? {
+        return Ok(Report {
+            manifest: verified.manifest().clone(),
+            published,
+        });
+    }
+    let published = timed(&mut clock, "publish", || {
+        stage::publish::run(ctx, verified, &signer.policy(), publisher)
+    })?;
+    // The manifest in dist/ is the published one, without timings (a re-run's must be
+    // byte-identical); the report keeps them, and the table shows them.
+    let mut manifest = verified.manifest().clone();
+    manifest.timings = clock;
+    ctx.ui.timings(&manifest.timings);
     Ok(Report {
-        manifest: verified.manifest().clone(),
+        manifest,
         published,
     })
 }

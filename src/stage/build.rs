@@ -46,6 +46,7 @@ pub fn run(ctx: &Context) -> Result<Manifest> {
     };
 
     for target in ctx.plan.targets(&ctx.config) {
+        let target_started = Instant::now();
         manifest
             .toolchains
             .insert(target.triple.clone(), toolchain_info(ctx, target)?);
@@ -102,6 +103,10 @@ pub fn run(ctx: &Context) -> Result<Manifest> {
                 units: output.units,
             });
         }
+        manifest.timings.insert(
+            format!("build {}", target.triple),
+            target_started.elapsed().as_millis() as u64,
+        );
     }
     manifest
         .timings

@@ -28,6 +28,9 @@ pub enum Publisher {
     GitHub {
         config: ClientConfig,
         client: Option<Box<GitHub>>,
+        /// The tag's release is already published (a re-run of a finished release): its
+        /// assets, compared with this run's files once they exist.
+        published: Option<(github::Release, Vec<github::Asset>)>,
     },
     /// Rehearsals: no network call at all; the requests are written to `publish-plan.json`.
     Record { config: ClientConfig },
@@ -59,6 +62,7 @@ impl Publisher {
         Ok(Publisher::GitHub {
             config: ClientConfig::from_env().map_err(|e| Error::Config(e.to_string()))?,
             client: None,
+            published: None,
         })
     }
 
@@ -71,7 +75,12 @@ impl Publisher {
     /// Preflight's GitHub checks (real runs only): a token, a repository it can push to, and
     /// no published release for the tag. Nothing is created.
     pub fn preflight(&mut self, ctx: &Context) -> Result<()> {
-        let Publisher::GitHub { config, client } = self else {
+        let Publisher::GitHub {
+            config,
+            client,
+            published,
+        } = self
+        else {
             return Ok(());
         };
         let token = Token::from_env().map_err(preflight_error)?;
@@ -90,6 +99,17 @@ impl Publisher {
         gh.check_access().map_err(preflight_error)?;
         let tag = ctx.tag.to_string();
         match gh.find_release(&tag).map_err(preflight_error)? {
+            // A release xrelease published has SHA256SUMS: it may be this very release, re-run
+            // (CI's "re-run all jobs"); that is decided once this run's checksums exist.
+            FoundRelease::Published(r) if has_checksums(&gh, &r) => {
+                let assets = gh.list_assets(r.id).map_err(preflight_error)?;
+                ctx.ui.info(format!(
+                    "GitHub: {repo}: release {tag} is already published ({}); it is compared with this build \
+                     before anything is signed",
+                    r.html_url
+                ));
+                *published = Some((r, assets));
+            }
             FoundRelease::Published(r) => {
                 return Err(Error::Preflight(format!(
                     "release {tag} is already published on {repo} ({}): releases are immutable: cut a new tag \
@@ -108,6 +128,60 @@ impl Publisher {
         *client = Some(Box::new(gh));
         Ok(())
     }
+}
+
+fn has_checksums(gh: &GitHub, release: &github::Release) -> bool {
+    gh.list_assets(release.id)
+        .is_ok_and(|a| a.iter().any(|a| a.name == crate::stage::checksums::FILE))
+}
+
+/// A re-run of a release that is already published: `Some` when the published release holds
+/// exactly this run's binaries, SBOMs and `SHA256SUMS` (same names, same SHA-256 digests — the
+/// builds are reproducible), so there is nothing to do; an error naming what differs otherwise
+/// (releases are immutable), or when GitHub gives no digests to compare.
+pub fn already_published(publisher: &Publisher, manifest: &Manifest) -> Result<Option<Published>> {
+    let Publisher::GitHub {
+        published: Some((release, assets)),
+        ..
+    } = publisher
+    else {
+        return Ok(None);
+    };
+    use crate::manifest::Kind;
+    let mut differ = Vec::new();
+    for a in manifest
+        .artifacts
+        .iter()
+        .filter(|a| matches!(a.kind, Kind::Binary | Kind::Sbom | Kind::Checksums))
+    {
+        let theirs = assets.iter().find(|x| x.name == a.name);
+        match theirs.and_then(|x| x.digest.as_deref()) {
+            Some(digest) if digest == format!("sha256:{}", a.sha256) => {}
+            Some(digest) => differ.push(format!(
+                "{}: {digest} published, sha256:{} built",
+                a.name, a.sha256
+            )),
+            None if theirs.is_some() => {
+                differ.push(format!("{}: GitHub gives no digest to compare", a.name))
+            }
+            None => differ.push(format!("{}: not in the published release", a.name)),
+        }
+    }
+    if !differ.is_empty() {
+        return Err(Error::Preflight(format!(
+            "release {} is already published ({}) and differs from this build:\n  {}\n\
+             releases are immutable: cut a new tag",
+            manifest.tag,
+            release.html_url,
+            differ.join("\n  ")
+        )));
+    }
+    Ok(Some(Published::Release {
+        url: release.html_url.clone(),
+        uploaded: 0,
+        kept: assets.len(),
+        already: true,
+    }))
 }
 
 /// Publishes the verified release in `dist/<tag>/` (or records how it would).

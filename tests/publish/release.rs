@@ -182,6 +182,35 @@ fn a_published_release_for_the_tag_is_refused_before_any_build() {
 }
 
 #[test]
+fn a_published_release_with_other_files_is_refused_before_signing() {
+    let s = setup();
+    let server = server();
+    server.seed_release(
+        OWNER,
+        REPO,
+        TAG,
+        false,
+        &[
+            ("SHA256SUMS", b"0000  other\n"),
+            ("app-1.0.0-linux-amd64", b"old"),
+        ],
+    );
+    let out = real_run(&server, "dist/publish-differs-published", &[]);
+    out.code(2)
+        .stderr_has("release v1.0.0 is already published")
+        .stderr_has("differs from this build")
+        .stderr_has("app-1.0.0-linux-amd64: sha256:")
+        .stderr_has("releases are immutable: cut a new tag");
+    assert!(
+        !s.fixture
+            .path("dist/publish-differs-published/SHA256SUMS.sig")
+            .exists(),
+        "nothing was signed"
+    );
+    assert!(server.log().iter().all(|e| e.method == "GET"));
+}
+
+#[test]
 fn a_draft_with_a_differing_asset_is_refused_naming_it() {
     let server = server();
     server.seed_release(
@@ -257,10 +286,10 @@ fn fault_then_rerun(fault: Fault, k: u64, dist: &str) {
 
     let second = real_run(&server, dist, &[]);
     if published {
+        // CI's "re-run all jobs" of a finished release: the same files, so nothing to do.
         second
-            .code(2)
-            .stderr_has("already published")
-            .stderr_has("nothing left to do");
+            .success()
+            .stdout_has("was already published with exactly these files");
     } else {
         second.success().stdout_has("published v1.0.0: ");
     }
