@@ -8,9 +8,14 @@
 #    changes): `xrelease release v0.1.0 --dry-run --quiet` writes dist/v0.1.0/manifest.json with
 #    the build records the SBOM stage reads, and the SBOM the bench compares its own with;
 # 3. cargo-cyclonedx, the tool the stage is compared with, if it is not installed yet.
+#
+# BENCH_QUICK=1 (CI) sets up a small workload instead, in target/bench-sbom/quick (two
+# dependencies, pinned by bench/sbom/quick.Cargo.lock), and installs nothing: the bench then
+# leaves cargo-cyclonedx out unless it is installed. It checks that the bench still runs.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/../.." && pwd)"
-ws="$repo/target/bench-sbom/ws"
+quick="${BENCH_QUICK:-}"
+if [ -n "$quick" ]; then ws="$repo/target/bench-sbom/quick"; else ws="$repo/target/bench-sbom/ws"; fi
 target=x86_64-unknown-linux-gnu
 mkdir -p "$ws/src"
 
@@ -20,6 +25,30 @@ xrelease="$repo/target/release/xrelease"
 
 # The workspace's files are rewritten every time (same bytes, so git sees no change unless this
 # script changed them); a change is committed, which makes the release below run again.
+if [ -n "$quick" ]; then
+  cat >"$ws/Cargo.toml" <<'TOML'
+[package]
+name = "sbom-bench-app"
+version = "0.1.0"
+edition = "2024"
+description = "The SBOM benchmark's quick workload: a small dependency tree"
+license = "MIT OR Apache-2.0"
+publish = false
+
+[workspace]
+
+[dependencies]
+itoa = "1"
+serde_json = "1"
+TOML
+  cat >"$ws/src/main.rs" <<'RUST'
+fn main() {
+    let n = std::env::args().count();
+    println!("{} {}", itoa::Buffer::new().format(n), serde_json::json!({ "args": n }));
+}
+RUST
+  cp "$repo/bench/sbom/quick.Cargo.lock" "$ws/Cargo.lock"
+else
 cat >"$ws/Cargo.toml" <<'TOML'
 [package]
 name = "sbom-bench-app"
@@ -81,13 +110,19 @@ fn main() -> anyhow::Result<()> {
 }
 RUST
 
+cp "$repo/bench/sbom/Cargo.lock" "$ws/Cargo.lock"
+fi
+
+# The provenance names a GitHub repository, and preflight requires one: the workload's own.
 cat >"$ws/release.toml" <<'TOML'
 [release]
 targets = ["x86_64-unknown-linux-gnu"]
+
+[github]
+repository = "xrelease/sbom-bench-workload"
 TOML
 
 printf '/target\n/dist\n*.cdx.json\n' >"$ws/.gitignore"
-cp "$repo/bench/sbom/Cargo.lock" "$ws/Cargo.lock"
 
 cd "$ws"
 [ -d .git ] || git init -q -b main
@@ -114,12 +149,14 @@ linked=$(cargo tree --locked -e normal,no-proc-macro --prefix none --target "$ta
 packages=$(cargo metadata --locked --format-version 1 |
   python3 -c 'import json, sys; print(len(json.load(sys.stdin)["packages"]))')
 echo "setup: workload links $((linked - 1)) crates besides itself for $target; cargo metadata lists $packages packages"
-if [ "$((linked - 1))" -lt 150 ]; then
+if [ -z "$quick" ] && [ "$((linked - 1))" -lt 150 ]; then
   echo "setup: fewer than 150 linked dependencies: the benchmark would not be representative" >&2
   exit 1
 fi
 
-if command -v cargo-cyclonedx >/dev/null; then
+if [ -n "$quick" ]; then
+  echo "setup: quick workload; cargo-cyclonedx is $(command -v cargo-cyclonedx >/dev/null && echo installed || echo 'not installed: the bench leaves it out')"
+elif command -v cargo-cyclonedx >/dev/null; then
   echo "setup: $(cargo cyclonedx --version)"
 else
   echo "setup: installing cargo-cyclonedx (once; several minutes)"
