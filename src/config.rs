@@ -294,7 +294,7 @@ fn resolve(raw: Raw, path: &Path, root: PathBuf) -> Result<Config> {
             ),
         ));
     }
-    let max_glibc = match r.max_glibc {
+    let max_glibc = match r.max_glibc.filter(|v| !v.is_empty()) {
         Some(v) => Some(GlibcVersion::parse(&v).ok_or_else(|| {
             bad(
                 "release.max-glibc",
