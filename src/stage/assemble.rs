@@ -96,6 +96,13 @@ pub fn run(ctx: &Context, shares: &[PathBuf]) -> Result<Manifest> {
                 m.toolchains.extend(share.toolchains);
                 m.builds.extend(share.builds);
                 m.glibc.extend(share.glibc);
+                // Each runner's build time per target (its "build" total is its own).
+                m.timings.extend(
+                    share
+                        .timings
+                        .into_iter()
+                        .filter(|(k, _)| k.starts_with("build ")),
+                );
                 for a in share
                     .artifacts
                     .into_iter()

@@ -101,10 +101,38 @@ fn a_bare_version_tag_rehearses_and_verifies() {
         "[release]\ntag-template = \"{version}\"\nbins = [\"beta\"]\n\
          targets = [\"x86_64-unknown-linux-gnu\"]\n[github]\nrepository = \"fixture/tags\"\n",
     );
-    fixture
-        .xrelease(&["release", "1.2.3", "--dry-run", "--quiet"])
-        .run_with_config(&config)
-        .success();
+    // Off a terminal: progress lines while cargo builds (every 10 ms here, 30 s by default),
+    // then the per-stage timing table.
+    let out = fixture
+        .xrelease(&["release", "1.2.3", "--dry-run"])
+        .env("XRELEASE_PROGRESS_SECS", "0.01")
+        .run_with_config(&config);
+    out.success()
+        .stderr_has("  linux-amd64 beta: ")
+        .stderr_has(" units, ");
+    let stderr = out.stderr();
+    let stages: Vec<&str> = stderr
+        .lines()
+        .skip_while(|l| !l.starts_with("stage "))
+        .map(|l| l.split("  ").next().unwrap())
+        .collect();
+    assert_eq!(
+        stages,
+        [
+            "stage",
+            "build x86_64-unknown-linux-gnu",
+            "build",
+            "sbom",
+            "checksums",
+            "sign",
+            "attest",
+            "verify",
+            "publish",
+            "total"
+        ],
+        "{}",
+        out.stderr()
+    );
     assert_eq!(binaries(&fixture, "1.2.3"), ["beta-1.2.3-linux-amd64"]);
     verify_rehearsal(&fixture, "1.2.3");
 }
