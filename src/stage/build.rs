@@ -387,6 +387,11 @@ fn estimate_units(ctx: &Context, packages: &[String]) -> u64 {
 
 /// Runs a fresh binary with `--version` (then `--help`): one that cannot start fails the build.
 /// Host binaries run directly; others only through their target's configured `runner`.
+///
+/// "Cannot start" is what the loader, the kernel or the emulator says (a missing library or
+/// glibc version, a wrong architecture, a crash); a binary that ran and chose to exit non-zero
+/// (a wrapper whose tool is not installed here, one without `--version`) did start, and is only
+/// noted.
 fn smoke_run(ctx: &Context, target: &Target, binary: &Path) -> Result<()> {
     let toolchain = ctx.config.toolchain(target);
     let mut words = match &toolchain.runner {
@@ -400,22 +405,49 @@ fn smoke_run(ctx: &Context, target: &Target, binary: &Path) -> Result<()> {
     for flag in ["--version", "--help"] {
         match run_with_timeout(&words, flag, Duration::from_secs(60)) {
             Ok(()) => return Ok(()),
-            Err(why) => last = why,
+            Err(Ran::CannotStart(why)) => {
+                return Err(Error::Build(format!(
+                    "{} does not start on {} (`{} {flag}`): {why}",
+                    binary.display(),
+                    target.triple,
+                    words.join(" ")
+                )));
+            }
+            Err(Ran::Started(why)) => last = why,
         }
     }
-    Err(Error::Build(format!(
-        "{} does not start on {} (`{} --version`): {last}",
+    ctx.ui.info(format!(
+        "note: {} starts on {}, but exits non-zero for both --version and --help ({last}); not a failure",
         binary.display(),
-        target.triple,
-        words.join(" ")
-    )))
+        target.triple
+    ));
+    Ok(())
 }
 
-fn run_with_timeout(
-    words: &[String],
-    flag: &str,
-    limit: Duration,
-) -> std::result::Result<(), String> {
+/// How a smoke run that did not succeed went.
+#[derive(Debug)]
+enum Ran {
+    /// The process ran its own code and exited non-zero, or outlived the time limit.
+    Started(String),
+    /// The kernel, the loader or the emulator refused it, or it crashed.
+    CannotStart(String),
+}
+
+/// Whether an exit looks like the loader or the emulator refusing the binary rather than the
+/// binary's own decision. `code` is `None` for a death by signal (a crash).
+fn could_not_start(code: Option<i32>, stderr: &str) -> bool {
+    const LOADER: &[&str] = &[
+        "error while loading shared libraries",
+        "not found (required by",
+        "cannot execute binary file",
+        "Exec format error",
+        "Could not open '",
+        "qemu: uncaught target signal",
+    ];
+    matches!(code, None | Some(126) | Some(127)) || LOADER.iter().any(|m| stderr.contains(m))
+}
+
+fn run_with_timeout(words: &[String], flag: &str, limit: Duration) -> std::result::Result<(), Ran> {
     let mut child = std::process::Command::new(&words[0])
         .args(&words[1..])
         .arg(flag)
@@ -423,10 +455,13 @@ fn run_with_timeout(
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Ran::CannotStart(e.to_string()))?;
     let start = Instant::now();
     loop {
-        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+        if let Some(status) = child
+            .try_wait()
+            .map_err(|e| Ran::CannotStart(e.to_string()))?
+        {
             if status.success() {
                 return Ok(());
             }
@@ -434,13 +469,58 @@ fn run_with_timeout(
             if let Some(mut s) = child.stderr.take() {
                 let _ = s.read_to_string(&mut err);
             }
-            return Err(format!("{status}: {}", tail(&err, 5)));
+            let why = format!("{status}: {}", tail(&err, 5));
+            return Err(if could_not_start(status.code(), &err) {
+                Ran::CannotStart(why)
+            } else {
+                Ran::Started(why)
+            });
         }
         if start.elapsed() > limit {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(format!("still running after {}s", limit.as_secs()));
+            return Err(Ran::Started(format!(
+                "still running after {}s",
+                limit.as_secs()
+            )));
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(script: &str) -> std::result::Result<(), Ran> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bin");
+        std::fs::write(&path, script).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        run_with_timeout(
+            &[path.display().to_string()],
+            "--version",
+            Duration::from_secs(10),
+        )
+    }
+
+    #[test]
+    fn a_binary_that_exits_non_zero_has_started_one_the_loader_refuses_has_not() {
+        assert!(run("#!/bin/sh\nexit 0\n").is_ok());
+        // A wrapper whose tool is missing here: it ran.
+        assert!(matches!(
+            run("#!/bin/sh\necho 'Could not find tool: nm' >&2\nexit 102\n"),
+            Err(Ran::Started(_))
+        ));
+        // What ld.so says for a missing library or a too-old glibc; a crash; no such format.
+        for script in [
+            "#!/bin/sh\necho 'bin: error while loading shared libraries: libssl.so.3' >&2\nexit 127\n",
+            "#!/bin/sh\necho \"bin: version \\`GLIBC_2.39' not found (required by bin)\" >&2\nexit 1\n",
+            "#!/bin/sh\nkill -SEGV $$\n",
+            "\x7fELF not really",
+        ] {
+            assert!(matches!(run(script), Err(Ran::CannotStart(_))), "{script}");
+        }
     }
 }
