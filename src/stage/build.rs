@@ -506,6 +506,20 @@ mod tests {
     }
 
     #[test]
+    fn strip_is_left_to_a_profile_that_sets_it_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("Cargo.toml"),
+            "[profile.release]\ndebug = 1\n\n[profile.release-lto]\ninherits = \"release\"\nlto = true\n\n\
+             [profile.dist]\ninherits = \"release-lto\"\nstrip = \"symbols\"\n\n[profile.more]\ninherits = \"dist\"\n",
+        )
+        .unwrap();
+        let sets = |p: &str| profile_sets_strip(dir.path(), p);
+        assert!(!sets("release") && !sets("release-lto") && !sets("custom"));
+        assert!(sets("dist") && sets("more"), "set directly, and inherited");
+    }
+
+    #[test]
     fn a_binary_that_exits_non_zero_has_started_one_the_loader_refuses_has_not() {
         assert!(run("#!/bin/sh\nexit 0\n").is_ok());
         // A wrapper whose tool is missing here: it ran.
