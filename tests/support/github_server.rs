@@ -1307,7 +1307,16 @@ fn handle(
                     .iter()
                     .filter(|a| a.subjects.iter().any(|s| s == digest))
                     .filter(|a| wanted_type.as_ref().is_none_or(|t| *t == a.predicate_type))
-                    .map(|a| json!({ "bundle": a.bundle, "repository_id": repo_id, "bundle_url": null }))
+                    // Uploaded through the API, so initiated by a user (gh 2.103 only
+                    // considers those: an answer without it reads as "no attestations").
+                    .map(|a| {
+                        json!({
+                            "bundle": a.bundle,
+                            "repository_id": repo_id,
+                            "bundle_url": null,
+                            "initiator": "user",
+                        })
+                    })
                     .collect();
                 if items.is_empty() {
                     return Response::error(404, "Not Found");
