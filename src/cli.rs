@@ -93,9 +93,16 @@ enum Command {
         config: Option<PathBuf>,
     },
     /// Verify a release directory: checksums, signatures, SBOMs, attestations (exit 3 when a check
-    /// fails); keyless, the trusted root comes over TUF unless --trusted-root or --offline
+    /// fails); keyless, the trusted root comes over TUF unless --trusted-root or --offline.
+    /// With --from DIR: just the given binaries, against the release's metadata in DIR
     Verify {
-        dir: PathBuf,
+        /// The release directory; with --from, the downloaded binaries to verify
+        #[arg(required = true, value_name = "DIR | FILE...")]
+        paths: Vec<PathBuf>,
+        /// Verify only the FILEs given, with SHA256SUMS, its signature, the provenance and
+        /// their SBOMs and attestations from this directory (the rest may be absent)
+        #[arg(long, value_name = "DIR")]
+        from: Option<PathBuf>,
         /// The cosign public key the release must be signed with
         #[arg(
             long,
@@ -326,7 +333,8 @@ fn run(dir: &Path, command: Command) -> Result<i32> {
             Ok(exit::OK)
         }
         Command::Verify {
-            dir: release_dir,
+            paths,
+            from,
             key,
             certificate_identity,
             certificate_oidc_issuer,
@@ -367,7 +375,20 @@ fn run(dir: &Path, command: Command) -> Result<i32> {
                 repository: repo,
                 tag,
             };
-            let report = verify::verify(&dir.join(&release_dir), &policy, &expect);
+            let report = match (from, paths.as_slice()) {
+                (Some(from), files) => {
+                    let files: Vec<PathBuf> = files.iter().map(|f| dir.join(f)).collect();
+                    verify::verify_files(&files, &dir.join(from), &policy, &expect)
+                }
+                (None, [release_dir]) => verify::verify(&dir.join(release_dir), &policy, &expect),
+                (None, _) => {
+                    return Err(Error::Config(
+                        "`xrelease verify` takes one release directory, or binaries with `--from DIR` \
+                         (the directory holding SHA256SUMS, its signature and the attestations)"
+                            .into(),
+                    ));
+                }
+            };
             if json {
                 println!(
                     "{}",

@@ -13,6 +13,7 @@ pub mod git;
 pub mod github;
 pub mod glibc;
 pub mod init;
+pub mod layout;
 pub mod manifest;
 pub mod notes;
 pub mod plan;

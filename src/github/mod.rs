@@ -1,10 +1,11 @@
-//! GitHub Releases client: the only code in xrelease that talks to the network (check access,
+//! GitHub client (Releases, the attestation store): the only code in xrelease that talks to the network (check access,
 //! find or create a draft, upload and verify assets, publish; and, for rehearsals, describe the
 //! requests it would send without sending any).
 //!
 //! `mod.rs` holds the public types and the synchronous [`GitHub`] client; `transport.rs` sends
 //! one request (octocrab, timeouts, retries); `releases.rs` holds the release operations;
-//! `local.rs` checks the local files and describes a publish without sending it.
+//! `local.rs` checks the local files and describes a publish without sending it;
+//! `attestations.rs` stores attestation bundles for `gh attestation verify`.
 
 // Safety rules this module enforces, whatever the network does:
 // - a release is published only after its assets were listed back from
@@ -19,6 +20,7 @@
 // octocrab's typed upload buffers the whole file, reports no progress and
 // mangles Enterprise upload paths (see `Inner::upload_client`).
 
+mod attestations;
 mod config;
 mod error;
 mod local;
@@ -38,6 +40,7 @@ use serde::Deserialize;
 
 use crate::secret::Secret;
 
+pub use attestations::{AttestationUpload, Stored, rehearse_attestations};
 pub use config::{ATTEMPTS_ENV, ClientConfig, RetryPolicy, TIMEOUT_ENV};
 pub use error::GithubError;
 pub use local::{PlannedRequest, rehearse};

@@ -10,32 +10,18 @@ use serde_json::{Value, json};
 
 use crate::digest::sha256_file;
 use crate::error::{Error, Result};
+use crate::layout;
 use crate::manifest::{Kind, Manifest};
 use crate::signing::Signer;
 use crate::stage::sign::write;
 
-pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
-pub const PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
-pub const SLSA_PROVENANCE: &str = "https://slsa.dev/provenance/v1";
-pub const CYCLONEDX_BOM: &str = "https://cyclonedx.org/bom";
+// The names and predicate types are the release layout's; re-exported for the stage's callers.
+pub use crate::layout::{
+    CYCLONEDX_BOM, PAYLOAD_TYPE, PROVENANCE as PROVENANCE_FILE, PROVENANCE_BUNDLE, SLSA_PROVENANCE,
+    STATEMENT_TYPE, bundle_of as bundle_name, sbom_attestation as sbom_attestation_name,
+};
 pub const BUILD_TYPE: &str = "https://github.com/xrelease/xrelease/buildtypes/cargo-release/v1";
 pub const LOCAL_BUILDER: &str = "https://github.com/xrelease/xrelease/builders/local";
-pub const PROVENANCE_FILE: &str = "provenance.intoto.jsonl";
-pub const PROVENANCE_BUNDLE: &str = "provenance.sigstore.json";
-
-/// The SBOM attestation of a binary: `<artifact>.cdx.intoto.jsonl`.
-pub fn sbom_attestation_name(binary: &str) -> String {
-    format!("{binary}.cdx.intoto.jsonl")
-}
-
-/// The Sigstore bundle beside an attestation: `provenance.intoto.jsonl` →
-/// `provenance.sigstore.json`, `<artifact>.cdx.intoto.jsonl` → `<artifact>.cdx.sigstore.json`.
-pub fn bundle_name(attestation: &str) -> String {
-    let stem = attestation
-        .strip_suffix(".intoto.jsonl")
-        .unwrap_or(attestation);
-    format!("{stem}.sigstore.json")
-}
 
 /// Everything the provenance says about the run, gathered by the caller.
 pub struct Inputs<'a> {
@@ -56,56 +42,63 @@ pub fn run(
 ) -> Result<()> {
     // Every statement is made before the first is signed: a keyless signature is a public log
     // entry, and one statement that cannot be made must not leave the others logged.
-    let mut statements = vec![(
-        PROVENANCE_FILE.to_string(),
-        Kind::Provenance,
-        None,
-        provenance(manifest, inputs)?,
-    )];
-    for binary in manifest.binaries() {
-        let sbom_path = dist.join(crate::stage::sbom::file_name(&binary.name));
+    let mut statements = Vec::new();
+    let binaries: Vec<(String, String)> = manifest
+        .binaries()
+        .map(|b| (b.name.clone(), b.sha256.clone()))
+        .collect();
+    for attestation in layout::attestations(binaries.iter().map(|(n, _)| n.as_str())) {
+        let Some(binary) = &attestation.binary else {
+            statements.push((attestation, Kind::Provenance, provenance(manifest, inputs)?));
+            continue;
+        };
+        let sha256 = &binaries
+            .iter()
+            .find(|(n, _)| n == binary)
+            .expect("listed above")
+            .1;
+        let sbom_path = dist.join(layout::sbom(binary));
         let text =
             std::fs::read(&sbom_path).map_err(Error::io("cannot read the SBOM", &sbom_path))?;
         let sbom: Value = serde_json::from_slice(&text)
             .map_err(|e| Error::Manifest(format!("{}: not JSON: {e}", sbom_path.display())))?;
         let statement = json!({
             "_type": STATEMENT_TYPE,
-            "subject": [{ "name": binary.name, "digest": { "sha256": binary.sha256 } }],
-            "predicateType": CYCLONEDX_BOM,
+            "subject": [{ "name": binary, "digest": { "sha256": sha256 } }],
+            "predicateType": attestation.predicate_type,
             "predicate": sbom,
         });
-        statements.push((
-            sbom_attestation_name(&binary.name),
-            Kind::SbomAttestation,
-            Some(binary.name.clone()),
-            statement,
-        ));
+        statements.push((attestation, Kind::SbomAttestation, statement));
     }
 
-    for (name, kind, describes, statement) in statements {
+    let signing = if signer.is_keyless() {
+        layout::Signing::Keyless
+    } else {
+        layout::Signing::Key
+    };
+    for (attestation, kind, statement) in statements {
         let (envelope, bundle) = signer.sign_dsse(PAYLOAD_TYPE, &to_bytes(&statement))?;
         let line = format!(
             "{}\n",
             serde_json::to_string(&envelope).expect("plain data")
         );
+        let name = &attestation.file;
         write(
             dist,
             manifest,
-            &name,
+            name,
             kind,
-            describes.as_deref(),
+            attestation.binary.as_deref(),
             line.as_bytes(),
         )?;
-        // The provenance always has its bundle; keyless signatures carry their certificate and
-        // log entry in a bundle beside every attestation.
-        if kind == Kind::Provenance || signer.is_keyless() {
+        if attestation.has_bundle(signing) {
             let bundle = bundle.to_json().map_err(|e| Error::Sign(e.to_string()))?;
             write(
                 dist,
                 manifest,
-                &bundle_name(&name),
+                &attestation.bundle,
                 Kind::Bundle,
-                Some(&name),
+                Some(name),
                 bundle.as_bytes(),
             )?;
         }
@@ -182,7 +175,7 @@ pub fn provenance(manifest: &Manifest, inputs: &Inputs<'_>) -> Result<Value> {
     Ok(json!({
         "_type": STATEMENT_TYPE,
         "subject": subjects,
-        "predicateType": SLSA_PROVENANCE,
+        "predicateType": layout::SLSA_PROVENANCE,
         "predicate": {
             "buildDefinition": {
                 "buildType": BUILD_TYPE,

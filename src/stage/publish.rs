@@ -7,19 +7,20 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use crate::context::Context;
-use crate::digest::sha256_file;
 use crate::error::{Error, Result};
 use crate::github::{
-    self, ClientConfig, FoundRelease, GitHub, GithubError, PlannedAsset, ReleasePlan, Repo, Token,
+    self, AttestationUpload, ClientConfig, FoundRelease, GitHub, GithubError, PlannedAsset,
+    ReleasePlan, Repo, Stored, Token,
 };
-use crate::manifest::{self, Manifest};
+use crate::layout;
+use crate::manifest::Manifest;
 use crate::notes::{self, Notes, Row};
 use crate::stage::verify::Verified;
 use crate::ui::human_size;
 use crate::verify::Policy;
 
 /// What a rehearsal writes instead of publishing.
-pub const PLAN_FILE: &str = "publish-plan.json";
+pub const PLAN_FILE: &str = layout::PUBLISH_PLAN;
 
 /// Where the release goes: chosen once, by the composition root.
 pub enum Publisher {
@@ -192,9 +193,9 @@ pub fn run(
     publisher: &Publisher,
 ) -> Result<Published> {
     let dist = verified.dist();
-    // The manifest ships too. Its wall-clock timings would make it differ between an attempt
-    // and its re-run — and a draft's differing asset is refused — so the published manifest
-    // holds only what the release is.
+    // The manifest stays in `dist/<tag>/` (a re-run resumes from it) but is not published:
+    // nothing signs it, and the release layout ships only what is signed or attested. Its
+    // wall-clock timings are dropped so a resumed run sees the same file.
     let mut manifest = verified.manifest().clone();
     manifest.timings.clear();
     manifest.write(dist)?;
@@ -225,20 +226,28 @@ pub fn run(
             .collect(),
     };
     let bytes = assets.iter().map(|a| a.size).sum();
+    let attestations = attestation_uploads(dist, &manifest, policy)?;
     match publisher {
         Publisher::GitHub {
             client: Some(gh), ..
-        } => upload(ctx, gh, &plan, bytes),
+        } => {
+            store_attestations(ctx, gh, &attestations)?;
+            upload(ctx, gh, &plan, bytes)
+        }
         Publisher::GitHub { client: None, .. } => Err(Error::Publish(
             "GitHub was not checked in preflight, so nothing is published".into(),
         )),
         Publisher::Record { config } => {
             let repo = repository.as_deref().and_then(|r| r.parse::<Repo>().ok());
-            let requests = github::rehearse(repo.as_ref(), config, &plan)
-                .map_err(|e| Error::Publish(e.to_string()))?;
+            let mut requests = github::rehearse_attestations(repo.as_ref(), config, &attestations);
+            requests.extend(
+                github::rehearse(repo.as_ref(), config, &plan)
+                    .map_err(|e| Error::Publish(e.to_string()))?,
+            );
             let record = serde_json::json!({
                 "note": "a rehearsal: the requests a real run would send to GitHub when no release exists \
-                         for the tag yet; {release_id} is the id GitHub gives the draft",
+                         for the tag yet (keyless: first each attestation bundle to the attestation store); \
+                         {release_id} is the id GitHub gives the draft",
                 "api_url": config.api_url,
                 "repository": repository,
                 "tag": plan.tag,
@@ -259,7 +268,7 @@ pub fn run(
     }
 }
 
-/// Every file of `dist/<tag>/` (the rehearsal's record aside), each with the digest the
+/// Every file of `dist/<tag>/` (xrelease's manifest and the rehearsal's record aside), each with the digest the
 /// verified manifest gives it; a file the manifest does not know is refused, not published.
 fn assets(dist: &Path, manifest: &Manifest) -> Result<Vec<Row>> {
     let mut assets = Vec::new();
@@ -268,7 +277,8 @@ fn assets(dist: &Path, manifest: &Manifest) -> Result<Vec<Row>> {
         let entry = entry.map_err(Error::io("cannot read", dist))?;
         let name = entry.file_name().to_string_lossy().into_owned();
         let path = entry.path();
-        if name == PLAN_FILE {
+        // xrelease's own records: never published (see `layout::MANIFEST`).
+        if name == PLAN_FILE || name == layout::MANIFEST {
             continue;
         }
         if !path.is_file() {
@@ -276,11 +286,6 @@ fn assets(dist: &Path, manifest: &Manifest) -> Result<Vec<Row>> {
                 "{} is not a file: a release directory holds only the release's files; move it away",
                 path.display()
             )));
-        }
-        if name == manifest::FILE {
-            let (sha256, size) = sha256_file(&path).map_err(Error::io("cannot hash", &path))?;
-            assets.push(Row::new(&name, size, &sha256));
-            continue;
         }
         match manifest.artifact(&name) {
             Some(a) => assets
@@ -346,6 +351,78 @@ fn notes(
     notes
         .render(&template)
         .map_err(|why| Error::Config(format!("notes template {}: {why}", path.display())))
+}
+
+/// Keyless releases: every attestation bundle the layout defines, for GitHub's attestation
+/// store (`gh attestation verify` checks a Fulcio certificate, so key-signed bundles are not
+/// stored). Each is listed by the digest of its first subject.
+fn attestation_uploads(
+    dist: &Path,
+    manifest: &Manifest,
+    policy: &Policy,
+) -> Result<Vec<AttestationUpload>> {
+    if !matches!(policy, Policy::Keyless { .. }) {
+        return Ok(Vec::new());
+    }
+    let binaries: Vec<(&str, &str)> = manifest
+        .binaries()
+        .map(|b| (b.name.as_str(), b.sha256.as_str()))
+        .collect();
+    let mut uploads = Vec::new();
+    for attestation in layout::attestations(binaries.iter().map(|(n, _)| *n)) {
+        let subject = attestation.binary.as_deref().unwrap_or(binaries[0].0);
+        let sha256 = binaries
+            .iter()
+            .find(|(n, _)| *n == subject)
+            .map(|(_, d)| d.to_string())
+            .unwrap_or_default();
+        let path = dist.join(&attestation.bundle);
+        let text = std::fs::read_to_string(&path).map_err(Error::io("cannot read", &path))?;
+        let bundle = serde_json::from_str(&text)
+            .map_err(|e| Error::Publish(format!("{}: not JSON: {e}", path.display())))?;
+        uploads.push(AttestationUpload {
+            name: attestation.bundle,
+            subject_sha256: sha256,
+            bundle,
+        });
+    }
+    Ok(uploads)
+}
+
+/// Stores the attestation bundles before the release is published, so the release is
+/// verifiable with `gh attestation verify` the moment it appears. A repository that cannot
+/// store attestations is said so and the release goes on: the bundles ship as assets anyway.
+fn store_attestations(ctx: &Context, gh: &GitHub, uploads: &[AttestationUpload]) -> Result<()> {
+    if uploads.is_empty() {
+        return Ok(());
+    }
+    let stored = gh.store_attestations(uploads).map_err(|e| {
+        Error::Publish(format!(
+            "{e}\nnothing is published; attestations already stored are found again by their digest: run \
+             the same command again"
+        ))
+    })?;
+    let (mut new, mut present) = (0, 0);
+    for (name, outcome) in &stored {
+        match outcome {
+            Stored::Uploaded(_) => new += 1,
+            Stored::Present => present += 1,
+            Stored::Unavailable { status, message } => {
+                ctx.ui.info(format!(
+                    "GitHub's attestation store is not available for {} (HTTP {status}: {message}; storing {name} \
+                     was refused): it needs `attestations: write` and, for a private repository, a plan with \
+                     artifact attestations. The release goes on; `gh attestation verify` will need \
+                     `--bundle FILE.sigstore.json` from the release",
+                    gh.repo()
+                ));
+                return Ok(());
+            }
+        }
+    }
+    ctx.ui.info(format!(
+        "GitHub attestation store: {new} stored, {present} already there"
+    ));
+    Ok(())
 }
 
 /// Draft, upload what is missing (bounded concurrency, a byte bar), compare, publish once.

@@ -29,7 +29,7 @@ use crate::manifest::{Artifact, BuildRecord, Kind, Manifest};
 
 /// The file name of a binary's SBOM.
 pub fn file_name(binary: &str) -> String {
-    format!("{binary}.cdx.json")
+    crate::layout::sbom(binary)
 }
 
 /// Writes `<binary>.cdx.json` for every binary of the manifest into `dist` and records them.

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::layout;
 use crate::manifest::{Artifact, Kind, Manifest};
 use crate::signing::Signer;
 use crate::signing::key::encode_signature;
@@ -31,21 +32,25 @@ pub fn run(dist: &Path, manifest: &mut Manifest, signer: &mut Signer) -> Result<
         .map_err(|e| Error::Sign(e.to_string()))?;
     let mut outputs = vec![
         (
-            "SHA256SUMS.sig",
+            layout::SUMS_SIGNATURE,
             Kind::Signature,
             encode_signature(&signature.der).into_bytes(),
         ),
-        (
-            "SHA256SUMS.sigstore.json",
-            Kind::Bundle,
-            bundle.into_bytes(),
-        ),
+        (layout::SUMS_BUNDLE, Kind::Bundle, bundle.into_bytes()),
     ];
     if let Some(pem) = signature.certificate_pem {
-        outputs.push(("SHA256SUMS.pem", Kind::Certificate, pem.into_bytes()));
+        outputs.push((
+            layout::SUMS_CERTIFICATE,
+            Kind::Certificate,
+            pem.into_bytes(),
+        ));
     }
     if let Some(key) = signer.public_key() {
-        outputs.push(("cosign.pub", Kind::PublicKey, key.to_pem().into_bytes()));
+        outputs.push((
+            layout::PUBLIC_KEY,
+            Kind::PublicKey,
+            key.to_pem().into_bytes(),
+        ));
     }
     for (name, kind, bytes) in outputs {
         write(dist, manifest, name, kind, Some(checksums::FILE), &bytes)?;

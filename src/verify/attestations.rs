@@ -3,7 +3,7 @@
 //! An envelope's statement is only read after its signature verified under the policy: an
 //! unverified statement fails every content check rather than being trusted.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
@@ -17,20 +17,27 @@ use crate::stage::attest::{
 
 type Files = BTreeMap<String, Option<Vec<u8>>>;
 
+/// `listed` is what `SHA256SUMS` lists (the provenance's subjects must be exactly its
+/// binaries, with those signed digests); `only` limits the SBOM attestations checked to the
+/// binaries being verified one at a time.
 pub(super) fn check(
     checks: &mut Checks,
     policy: &Policy,
     files: &Files,
     listed: &BTreeMap<String, String>,
+    only: Option<&BTreeSet<String>>,
     expect: &Expect,
 ) {
     let binaries: BTreeMap<&str, &str> = listed
         .iter()
-        .filter(|(n, _)| !n.ends_with(".cdx.json"))
+        .filter(|(n, _)| crate::layout::is_binary(n))
         .map(|(n, d)| (n.as_str(), d.as_str()))
         .collect();
     check_provenance(checks, policy, files, &binaries, expect);
     for (binary, digest) in &binaries {
+        if only.is_some_and(|only| !only.contains(*binary)) {
+            continue;
+        }
         check_sbom_attestation(checks, policy, files, binary, digest);
     }
 }

@@ -11,12 +11,14 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::digest::sha256_files;
+use crate::layout;
 use crate::signing::bundle::Bundle;
 use crate::signing::key::PublicKey;
 use crate::signing::trusted_root::TrustedRoot;
 use crate::stage::checksums;
 
 mod attestations;
+mod complete;
 mod keyless;
 
 /// Who must have signed the release.
@@ -82,23 +84,9 @@ impl Report {
     }
 }
 
-/// Files that sign or describe the release rather than being part of it: not listed in
-/// SHA256SUMS (they are checked by the signature and attestation checks instead).
-pub fn is_metadata_file(name: &str) -> bool {
-    name == checksums::FILE
-        || name == "SHA256SUMS.sig"
-        || name == "SHA256SUMS.pem"
-        || name == "cosign.pub"
-        || name == crate::manifest::FILE
-        || name == "publish-plan.json"
-        || name.ends_with(".sigstore.json")
-        || name.ends_with(".intoto.jsonl")
-}
-
 /// Small files whose bytes the checks parse; everything else is only hashed.
 fn keep_bytes(path: &Path) -> bool {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    is_metadata_file(name) || name.ends_with(".cdx.json")
+    layout::is_small(&file_name(path))
 }
 
 pub(crate) struct Checks(Vec<Check>);
@@ -126,18 +114,107 @@ impl Checks {
 pub fn verify(dir: &Path, policy: &Policy, expect: &Expect) -> Report {
     let (mut checks, files, digests) = read(dir);
     let sums = check_sums(&mut checks, &files, &digests);
+    complete::check(&mut checks, &files, &digests, &sums, Some(policy));
     check_signature(&mut checks, policy, &files);
     check_sboms(&mut checks, &files, &digests, &sums);
-    attestations::check(&mut checks, policy, &files, &sums, expect);
+    attestations::check(&mut checks, policy, &files, &sums, None, expect);
     finish(dir, checks, digests)
 }
 
+/// One file at a time: verifies just the binaries `paths` (their `SHA256SUMS` lines, the
+/// signature over `SHA256SUMS`, their provenance subjects, their SBOMs and SBOM attestations)
+/// against the release's metadata in `from`, where the rest of the release may be absent.
+/// There is no `complete` check: the directory is not the release, only its signed records.
+pub fn verify_files(paths: &[PathBuf], from: &Path, policy: &Policy, expect: &Expect) -> Report {
+    let mut checks = Checks(Vec::new());
+    let mut files: BTreeMap<String, Option<Vec<u8>>> = BTreeMap::new();
+    let mut digests = BTreeMap::new();
+    let mut selected = BTreeSet::new();
+    let mut read_into =
+        |checks: &mut Checks, list: &[PathBuf], keep: &(dyn Fn(&Path) -> bool + Sync)| {
+            for hashed in sha256_files(list, keep) {
+                match hashed {
+                    Ok(h) => {
+                        let name = file_name(&h.path);
+                        digests.insert(name.clone(), h.sha256);
+                        files.insert(name, h.bytes);
+                    }
+                    Err(e) => checks.add("read", from.display().to_string(), Err(format!("{e}"))),
+                }
+            }
+        };
+    // The binaries come from where the user has them; only their metadata from `from`.
+    let mut metadata: Vec<PathBuf> = vec![from.join(layout::SUMS)];
+    for path in paths {
+        let name = file_name(path);
+        if !layout::is_binary(&name) || name.is_empty() {
+            checks.add(
+                "file",
+                name.clone(),
+                Err("not a binary of a release: give the downloaded binaries".into()),
+            );
+            continue;
+        }
+        metadata.push(from.join(layout::sbom(&name)));
+        for attestation in layout::attestations([name.as_str()]) {
+            metadata.push(from.join(&attestation.file));
+            metadata.push(from.join(&attestation.bundle));
+        }
+        selected.insert(name.clone());
+        selected.insert(layout::sbom(&name));
+    }
+    for name in [
+        layout::SUMS_SIGNATURE,
+        layout::SUMS_CERTIFICATE,
+        layout::SUMS_BUNDLE,
+    ] {
+        metadata.push(from.join(name));
+    }
+    metadata.sort();
+    metadata.dedup();
+    // Absent optional files (a key release has no certificate) are simply not read; the checks
+    // that need one say it is missing.
+    let present: Vec<PathBuf> = metadata.into_iter().filter(|p| p.is_file()).collect();
+    read_into(&mut checks, &present, &|_| true);
+    read_into(&mut checks, paths, &|_| false);
+
+    let listed = check_sums_of(&mut checks, &files, &digests, Some(&selected));
+    for name in selected.iter().filter(|n| layout::is_binary(n)) {
+        if !listed.contains_key(name) {
+            checks.add(
+                "file",
+                name.clone(),
+                Err(format!(
+                    "{name} is not listed in SHA256SUMS: it is not a file of this release"
+                )),
+            );
+        }
+    }
+    check_signature(&mut checks, policy, &files);
+    let scoped: BTreeMap<String, String> = listed
+        .iter()
+        .filter(|(n, _)| selected.contains(*n))
+        .map(|(n, d)| (n.clone(), d.clone()))
+        .collect();
+    check_sboms(&mut checks, &files, &digests, &scoped);
+    attestations::check(
+        &mut checks,
+        policy,
+        &files,
+        &listed,
+        Some(&selected),
+        expect,
+    );
+    finish(from, checks, digests)
+}
+
 /// The checks that need no signature: `SHA256SUMS` against the files (well formed, plain names,
-/// every line matching, nothing unlisted) and the SBOMs. The sign stage runs these before a
+/// every line matching, nothing the layout does not define) and the SBOMs. The sign stage runs these before a
 /// keyless signer sends anything to the transparency log.
 pub fn verify_unsigned(dir: &Path) -> Report {
     let (mut checks, files, digests) = read(dir);
     let sums = check_sums(&mut checks, &files, &digests);
+    complete::check(&mut checks, &files, &digests, &sums, None);
     check_sboms(&mut checks, &files, &digests, &sums);
     finish(dir, checks, digests)
 }
@@ -224,12 +301,23 @@ fn file_name(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// Check 1: every SHA256SUMS line matches its file, names are plain and unique, and every file
-/// of the release is listed. Returns the listed name → digest for the SBOM checks.
+/// Check 1: every SHA256SUMS line matches its file, names are plain and unique (the `complete`
+/// half is [`complete::check`]). Returns the listed name → digest for the SBOM checks.
 fn check_sums(
     checks: &mut Checks,
     files: &BTreeMap<String, Option<Vec<u8>>>,
     digests: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    check_sums_of(checks, files, digests, None)
+}
+
+/// [`check_sums`], matching only the lines of `only` against files when given (one-file
+/// verification: the rest of the release is absent on purpose).
+fn check_sums_of(
+    checks: &mut Checks,
+    files: &BTreeMap<String, Option<Vec<u8>>>,
+    digests: &BTreeMap<String, String>,
+    only: Option<&BTreeSet<String>>,
 ) -> BTreeMap<String, String> {
     let Some(Some(text)) = files.get(checksums::FILE) else {
         checks.add(
@@ -300,6 +388,9 @@ fn check_sums(
         },
     );
     for (name, expected) in &listed {
+        if only.is_some_and(|only| !only.contains(name)) {
+            continue;
+        }
         let result = match digests.get(name) {
             None => Err(format!("{name} is listed but missing from the release")),
             Some(actual) if actual == expected => Ok(format!("sha256 {expected}")),
@@ -307,26 +398,6 @@ fn check_sums(
         };
         checks.add("checksum", name.clone(), result);
     }
-    let unlisted: Vec<&String> = digests
-        .keys()
-        .filter(|n| !listed.contains_key(*n) && !is_metadata_file(n))
-        .collect();
-    checks.add(
-        "complete",
-        "release",
-        if unlisted.is_empty() {
-            Ok("every file is listed in SHA256SUMS".into())
-        } else {
-            Err(format!(
-                "not listed in SHA256SUMS: {}",
-                unlisted
-                    .iter()
-                    .map(|n| n.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-        },
-    );
     listed
 }
 

@@ -2,6 +2,7 @@
 //! by `xrelease verify`, sigstore-js and sigstore-python; one tamper per keyless check on copies
 //! of that release; and the refusals that come before anything is built.
 
+mod gh;
 mod library;
 mod tuf;
 

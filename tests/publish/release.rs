@@ -71,12 +71,16 @@ fn real_run(server: &GitHubServer, dist: &str, env: &[(&str, &str)]) -> Outcome 
     run.run_with_config(&s.config)
 }
 
-/// Name → (size, `sha256:<hex>`) of every file a release directory publishes.
+/// Name → (size, `sha256:<hex>`) of every file a release directory publishes (all but
+/// xrelease's own records).
 fn local_files(dir: &Path) -> Vec<(String, u64, String)> {
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap() != "publish-plan.json")
+        .filter(|p| {
+            !["publish-plan.json", "manifest.json"]
+                .contains(&p.file_name().unwrap().to_str().unwrap())
+        })
         .map(|p| {
             let bytes = std::fs::read(&p).unwrap();
             let name = p.file_name().unwrap().to_string_lossy().into_owned();

@@ -1,4 +1,5 @@
-//! Test support: an in-process fake of GitHub's Releases REST API (api + uploads listeners on 127.0.0.1) with a request log and fault injection.
+//! Test support: an in-process fake of GitHub's Releases REST API and attestation store (api +
+//! uploads listeners on 127.0.0.1) with a request log and fault injection.
 
 // It speaks just enough HTTP/1.1 (keep-alive, Content-Length and chunked
 // bodies, `Expect: 100-continue`) over `std::net` threads that no test
@@ -216,6 +217,8 @@ struct State {
     next_id: u64,
     immutable: bool,
     hang: Duration,
+    /// What the attestation endpoints answer when the repository's plan lacks the feature.
+    attestations_refused: Option<u16>,
 }
 
 struct RepoState {
@@ -223,6 +226,26 @@ struct RepoState {
     owner: String,
     name: String,
     releases: Vec<ReleaseState>,
+    attestations: Vec<AttestationState>,
+}
+
+/// A stored attestation: the bundle as sent, found by any of its statement's subject digests.
+#[derive(Clone)]
+struct AttestationState {
+    id: u64,
+    bundle: Value,
+    /// `sha256:<hex>` of each subject.
+    subjects: Vec<String>,
+    predicate_type: String,
+}
+
+/// A snapshot of a stored attestation, for assertions.
+#[derive(Clone, Debug)]
+pub struct AttestationView {
+    pub id: u64,
+    pub subjects: Vec<String>,
+    pub predicate_type: String,
+    pub bundle: Value,
 }
 
 #[derive(Clone)]
@@ -285,6 +308,7 @@ impl GitHubServer {
                     owner: owner.clone(),
                     name: name.clone(),
                     releases: Vec::new(),
+                    attestations: Vec::new(),
                 }
             })
             .collect();
@@ -298,6 +322,7 @@ impl GitHubServer {
                 next_id,
                 immutable: b.immutable,
                 hang: b.hang,
+                attestations_refused: None,
             }),
             conns: Mutex::new(Conns::default()),
             stop: Condvar::new(),
@@ -334,6 +359,31 @@ impl GitHubServer {
     /// Make request number `k` (1-based, both listeners) fail with `fault`.
     pub fn fail_request(&self, k: u64, fault: Fault) {
         self.state().faults.insert(k, fault);
+    }
+
+    /// Answer the attestation endpoints with `status` (404 or 403), as GitHub does for a
+    /// private repository on a plan without artifact attestations; `None` serves them.
+    pub fn refuse_attestations(&self, status: Option<u16>) {
+        self.state().attestations_refused = status;
+    }
+
+    /// The attestations stored for a repository, oldest first.
+    pub fn attestations(&self, owner: &str, name: &str) -> Vec<AttestationView> {
+        let st = self.state();
+        let repo = st
+            .repos
+            .iter()
+            .find(|r| r.owner == owner && r.name == name)
+            .expect("unknown repo in test");
+        repo.attestations
+            .iter()
+            .map(|a| AttestationView {
+                id: a.id,
+                subjects: a.subjects.clone(),
+                predicate_type: a.predicate_type.clone(),
+                bundle: a.bundle.clone(),
+            })
+            .collect()
     }
 
     pub fn set_immutable(&self, on: bool) {
@@ -1078,6 +1128,25 @@ fn paginate(items: Vec<Value>, query: &[(String, String)], link_base: &str) -> R
     r
 }
 
+/// The subject digests (`sha256:<hex>`) and predicate type of a bundle's DSSE statement, as
+/// GitHub indexes them; `None` when the bundle holds no in-toto statement.
+fn attestation_subjects(bundle: &Value) -> Option<(Vec<String>, String)> {
+    use base64::Engine as _;
+    let payload = bundle["dsseEnvelope"]["payload"].as_str()?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(payload)
+        .ok()?;
+    let statement: Value = serde_json::from_slice(&bytes).ok()?;
+    let subjects: Vec<String> = statement["subject"]
+        .as_array()?
+        .iter()
+        .filter_map(|s| s["digest"]["sha256"].as_str())
+        .map(|d| format!("sha256:{d}"))
+        .collect();
+    let predicate_type = statement["predicateType"].as_str()?.to_string();
+    (!subjects.is_empty()).then_some((subjects, predicate_type))
+}
+
 /// Routes one request and applies its effect to the state.
 fn handle(
     shared: &Shared,
@@ -1096,7 +1165,12 @@ fn handle(
         Some(push) => push,
         None => return Response::error(401, "Bad credentials"),
     };
-    let (full_path, query) = split_target(&head.target);
+    // A client sent through a proxy (gh with `HTTP_PROXY`) names the absolute URL.
+    let target = match head.target.strip_prefix("http://") {
+        Some(rest) => rest.find('/').map_or("/", |i| &rest[i..]),
+        None => head.target.as_str(),
+    };
+    let (full_path, query) = split_target(target);
     let prefix = match which {
         Listener::Api => &shared.api_prefix,
         Listener::Uploads => &shared.upload_prefix,
@@ -1136,6 +1210,7 @@ fn handle(
         owner: &owner,
         repo: &repo_name,
     };
+    let attestations_refused = st.attestations_refused;
     let repo = &mut st.repos[repo_idx];
     if mutating && !push {
         return Response::error(403, "Resource not accessible by personal access token");
@@ -1190,6 +1265,76 @@ fn handle(
         };
         rel.assets.push(asset.clone());
         return Response::json(201, asset_json(&urls, rel, &asset));
+    }
+
+    if rest.first() == Some(&"attestations") {
+        if let Some(status) = attestations_refused {
+            // GitHub's answers for a repository whose plan lacks the feature.
+            return match status {
+                403 => Response::error(
+                    403,
+                    "Feature not available for user-owned private repositories on this plan.",
+                ),
+                _ => Response::error(404, "Not Found"),
+            };
+        }
+        return match (method, &rest[1..]) {
+            ("POST", []) => {
+                let v = match parse_json() {
+                    Ok(v) => v,
+                    Err(r) => return r,
+                };
+                match attestation_subjects(&v["bundle"]) {
+                    Some((subjects, predicate_type)) => {
+                        repo.attestations.push(AttestationState {
+                            id: new_id,
+                            bundle: v["bundle"].clone(),
+                            subjects,
+                            predicate_type,
+                        });
+                        Response::json(201, json!({ "id": new_id }))
+                    }
+                    None => Response::validation("Attestation", "invalid", "bundle"),
+                }
+            }
+            ("GET", [digest]) => {
+                let wanted_type = query
+                    .iter()
+                    .find(|(k, _)| k == "predicate_type")
+                    .map(|(_, v)| v.clone());
+                let items: Vec<Value> = repo
+                    .attestations
+                    .iter()
+                    .filter(|a| a.subjects.iter().any(|s| s == digest))
+                    .filter(|a| wanted_type.as_ref().is_none_or(|t| *t == a.predicate_type))
+                    // Uploaded through the API, so initiated by a user (gh 2.103 only
+                    // considers those: an answer without it reads as "no attestations").
+                    .map(|a| {
+                        json!({
+                            "bundle": a.bundle,
+                            "repository_id": repo_id,
+                            "bundle_url": null,
+                            "initiator": "user",
+                        })
+                    })
+                    .collect();
+                if items.is_empty() {
+                    return Response::error(404, "Not Found");
+                }
+                let mut page = paginate(
+                    items,
+                    &query,
+                    &format!(
+                        "{}/repos/{owner}/{repo_name}/attestations/{digest}",
+                        urls.api
+                    ),
+                );
+                let list: Value = serde_json::from_slice(&page.body).expect("json");
+                page.body = serde_json::to_vec(&json!({ "attestations": list })).expect("json");
+                page
+            }
+            _ => Response::error(404, "Not Found"),
+        };
     }
 
     match (method, rest.as_slice()) {
