@@ -12,6 +12,7 @@ pub mod error;
 pub mod git;
 pub mod github;
 pub mod init;
+pub mod intoto;
 pub mod manifest;
 pub mod notes;
 pub mod plan;

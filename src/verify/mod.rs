@@ -93,6 +93,8 @@ pub fn is_metadata_file(name: &str) -> bool {
         || name == "publish-plan.json"
         || name.ends_with(".sigstore.json")
         || name.ends_with(".intoto.jsonl")
+        // in-toto (issue 13): root.layout and `<step>.<keyid>.link`.
+        || crate::intoto::is_intoto_file(name)
 }
 
 /// Small files whose bytes the checks parse; everything else is only hashed.
