@@ -154,6 +154,26 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// in-toto: write .in_toto/root.layout from `[in-toto]`, signed by the project owner's key
+    Layout {
+        /// The owner's cosign private key (password from COSIGN_PASSWORD, or asked)
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Where to write it
+        #[arg(long, value_name = "FILE", default_value = crate::intoto::LAYOUT_PATH)]
+        output: PathBuf,
+    },
+    /// in-toto: create the annotated tag TAG at HEAD carrying the `tag` link signed by a maintainer
+    Tag {
+        tag: Tag,
+        /// A maintainer's cosign private key (password from COSIGN_PASSWORD, or asked)
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
     /// Write a cosign-compatible key pair (password from COSIGN_PASSWORD, or asked)
     Keygen {
         #[arg(long, value_name = "PREFIX", default_value = "cosign")]
@@ -371,6 +391,30 @@ fn run(dir: &Path, command: Command) -> Result<i32> {
                 print!("{}", report.render());
             }
             Ok(if report.ok { exit::OK } else { exit::VERIFY })
+        }
+        Command::Layout {
+            key,
+            config,
+            output,
+        } => {
+            let config = context::load_config(dir, config.as_deref())?;
+            let owner =
+                crate::intoto::commands::write_layout(&config, &dir.join(key), &dir.join(&output))?;
+            println!(
+                "wrote {} signed by the owner key {owner}; commit it. Users verify with \
+                 `in-toto-verify --layout root.layout --verification-keys owner.pub` in the downloaded release",
+                output.display()
+            );
+            Ok(exit::OK)
+        }
+        Command::Tag { tag, key, config } => {
+            let config = context::load_config(dir, config.as_deref())?;
+            let link =
+                crate::intoto::commands::tag(dir, &config, &tag.to_string(), &dir.join(key))?;
+            println!(
+                "tagged {tag} with the signed in-toto link {link}; push it: git push origin {tag}"
+            );
+            Ok(exit::OK)
         }
         Command::Keygen { output_prefix } => {
             let password = crate::signing::password(true)?;

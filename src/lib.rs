@@ -107,6 +107,7 @@ fn finish(
         signer,
         &attest_inputs(ctx, &repository, &ci),
     )?; //  provenance, SBOM attestations
+    intoto::stage::run(ctx, &mut manifest)?; //  in-toto: build links, the tag's link, root.layout
     manifest.write(dist)?;
     let verified = stage::verify::run(dist, &manifest, &signer.policy(), &ctx.expect(), &ctx.ui)?; //  the gate
     publish(ctx, &verified, signer, publisher) //  draft → upload → compare → publish

@@ -7,11 +7,13 @@
 //! the same layout the same way, so `xrelease verify` and `xrelease publish` need no Python.
 
 pub mod cjson;
+pub mod commands;
 pub mod config;
 pub mod keys;
 pub mod layout;
 pub mod metadata;
 pub mod record;
+pub mod stage;
 
 /// Where `xrelease layout` writes the owner-signed layout, in the repository.
 pub const LAYOUT_PATH: &str = ".in_toto/root.layout";

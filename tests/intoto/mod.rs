@@ -1,6 +1,8 @@
 //! in-toto: the reference verifier (`in-toto-verify` from in-toto 3.1.0, tests/requirements.txt)
 //! judges the layouts and links xrelease writes, and refuses each tamper the layout must catch.
 
+mod release;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
