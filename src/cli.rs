@@ -153,6 +153,10 @@ enum Command {
         /// Print the report as JSON
         #[arg(long)]
         json: bool,
+        /// in-toto: also verify root.layout (signed by this owner key) and its links over the
+        /// directory, as `in-toto-verify` does
+        #[arg(long, value_name = "FILE")]
+        layout_key: Option<PathBuf>,
     },
     /// in-toto: write .in_toto/root.layout from `[in-toto]`, signed by the project owner's key
     Layout {
@@ -351,7 +355,14 @@ fn run(dir: &Path, command: Command) -> Result<i32> {
             repo,
             tag,
             json,
+            layout_key,
         } => {
+            let layout_key = layout_key
+                .map(|k| {
+                    crate::intoto::keys::Key::read(&dir.join(k))
+                        .map_err(|e| Error::Config(format!("--layout-key: {e}")))
+                })
+                .transpose()?;
             let policy = match (key, certificate_identity, certificate_oidc_issuer) {
                 (Some(key), _, _) => Policy::Key(
                     PublicKey::read(&dir.join(&key)).map_err(|e| Error::Config(e.to_string()))?,
@@ -381,7 +392,10 @@ fn run(dir: &Path, command: Command) -> Result<i32> {
                 repository: repo,
                 tag,
             };
-            let report = verify::verify(&dir.join(&release_dir), &policy, &expect);
+            let mut report = verify::verify(&dir.join(&release_dir), &policy, &expect);
+            if let Some(owner) = &layout_key {
+                crate::intoto::verify::add_to_report(&mut report, owner);
+            }
             if json {
                 println!(
                     "{}",

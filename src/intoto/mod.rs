@@ -14,6 +14,7 @@ pub mod layout;
 pub mod metadata;
 pub mod record;
 pub mod stage;
+pub mod verify;
 
 /// Where `xrelease layout` writes the owner-signed layout, in the repository.
 pub const LAYOUT_PATH: &str = ".in_toto/root.layout";

@@ -220,3 +220,111 @@ fn only_a_maintainer_tags_and_a_tag_is_never_moved() {
         .stderr_has("already exists");
     assert!(s.fixture.git(&["tag", "--list", "v1.0.1"]).is_empty());
 }
+
+/// `xrelease verify DIR --key ci.pub --layout-key owner.pub` on the downloaded directory.
+fn verify_layout(s: &Setup, dir: &Path) -> Outcome {
+    let (ci, owner) = (s.key("ci.pub"), s.key("owner.pub"));
+    s.fixture
+        .xrelease(&[
+            "verify",
+            dir.to_str().unwrap(),
+            "--key",
+            ci.to_str().unwrap(),
+            "--layout-key",
+            owner.to_str().unwrap(),
+        ])
+        .run()
+}
+
+#[test]
+fn verify_checks_the_layout_and_names_the_step_and_key_of_each_bad_link() {
+    let s = setup();
+    s.release.success();
+    let (ci, alice, bob, owner) = (
+        s.party("ci"),
+        s.party("alice"),
+        s.party("bob"),
+        s.party("owner"),
+    );
+    let dir = downloaded(&s.dist);
+    verify_layout(s, dir.path())
+        .code(3)
+        .stdout_has(
+            "step `build-linux-amd64` needs links from 2 distinct keys of the layout and has 1",
+        )
+        .stdout_has(&format!(
+            "missing links from keys: {}",
+            alice.key.short_id()
+        ));
+    agreeing_link(dir.path(), &ci, &alice);
+    verify_layout(s, dir.path())
+        .success()
+        .stdout_has("[PASS]")
+        .stdout_has("step `build-linux-amd64`: 2 of 2 required links agree")
+        .stdout_has("inspection `files`");
+
+    let step = "build-linux-amd64";
+    let alice_link = dir.path().join(Link::file_name(step, &alice.key));
+    let link = Metablock::parse(&std::fs::read_to_string(&alice_link).unwrap())
+        .unwrap()
+        .link()
+        .unwrap();
+
+    let t = copy_of(dir.path());
+    let keys = tempfile::tempdir().unwrap();
+    let stranger = Party::new(keys.path(), "stranger");
+    let resigned = Metablock::sign(&link, &stranger.private).unwrap();
+    std::fs::write(
+        t.path().join(alice_link.file_name().unwrap()),
+        resigned.to_json(),
+    )
+    .unwrap();
+    verify_layout(s, t.path()).code(3).stdout_has(&format!(
+        "step `{step}`: {} is signed by key {}, which the layout does not list",
+        alice_link.file_name().unwrap().to_str().unwrap(),
+        stranger.key.keyid()
+    ));
+
+    let t = copy_of(dir.path());
+    let twice = Metablock::sign(&link, &ci.private).unwrap();
+    std::fs::write(
+        t.path().join(alice_link.file_name().unwrap()),
+        twice.to_json(),
+    )
+    .unwrap();
+    verify_layout(s, t.path()).code(3).stdout_has(&format!(
+        "step `{step}`: two links signed by the same key {}",
+        ci.key.keyid()
+    ));
+
+    let t = copy_of(dir.path());
+    let mut other = link.clone();
+    *other.products.get_mut(binary()).unwrap() = sha256(&"0".repeat(64));
+    bob.write_link(t.path(), &other);
+    verify_layout(s, t.path())
+        .code(3)
+        .stdout_has(&format!("step `{step}`: the links of keys "))
+        .stdout_has(bob.key.short_id())
+        .stdout_has(&format!("disagree on their products ({}: ", binary()))
+        .stdout_has(&"0".repeat(64));
+
+    let t = copy_of(dir.path());
+    let mut layout =
+        Metablock::parse(&std::fs::read_to_string(t.path().join("root.layout")).unwrap())
+            .unwrap()
+            .layout()
+            .unwrap();
+    layout.expires = "2020-01-01T00:00:00Z".into();
+    write_layout(t.path(), &layout, &owner.private);
+    verify_layout(s, t.path())
+        .code(3)
+        .stdout_has("root.layout expired on 2020-01-01T00:00:00Z");
+
+    let t = copy_of(dir.path());
+    let mut bytes = std::fs::read(t.path().join(binary())).unwrap();
+    bytes[100] ^= 1;
+    std::fs::write(t.path().join(binary()), bytes).unwrap();
+    verify_layout(s, t.path())
+        .code(3)
+        .stdout_has(&format!("inspection `files`: {} is", binary()));
+}
