@@ -178,6 +178,33 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// in-toto, threshold above 1: rebuild the checked-out tag, refuse if a binary differs from
+    /// the draft release's, else upload this builder's signed `build` links to the draft
+    Rebuild {
+        tag: Tag,
+        /// A builder's cosign private key: the CI key or a maintainer's
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Where the rebuild goes (default: dist/rebuild/<tag>/)
+        #[arg(long, value_name = "DIR")]
+        dist: Option<PathBuf>,
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// in-toto, threshold above 1: verify the layout over the draft release's files, then publish it
+    Publish {
+        tag: Tag,
+        /// The project owner's public key, which signed root.layout
+        #[arg(long, value_name = "FILE")]
+        layout_key: PathBuf,
+        /// The release directory CI verified (default: dist/<tag>/)
+        #[arg(long, value_name = "DIR")]
+        dist: Option<PathBuf>,
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
     /// Write a cosign-compatible key pair (password from COSIGN_PASSWORD, or asked)
     Keygen {
         #[arg(long, value_name = "PREFIX", default_value = "cosign")]
@@ -428,6 +455,55 @@ fn run(dir: &Path, command: Command) -> Result<i32> {
             println!(
                 "tagged {tag} with the signed in-toto link {link}; push it: git push origin {tag}"
             );
+            Ok(exit::OK)
+        }
+        Command::Rebuild {
+            tag,
+            key,
+            config,
+            dist,
+            quiet,
+        } => {
+            let dist = dist.unwrap_or_else(|| PathBuf::from("dist/rebuild").join(tag.to_string()));
+            let ctx = Context::load(Inputs {
+                dir,
+                config: config.as_deref(),
+                tag,
+                dist: Some(&dist),
+                mode: Mode::Real,
+                allow_dirty: false,
+                quiet,
+            })?;
+            let links = crate::intoto::threshold::rebuild(&ctx, &dir.join(key))?;
+            println!(
+                "{}: the rebuild matches the draft; uploaded {}",
+                ctx.plan.tag,
+                links.join(", ")
+            );
+            Ok(exit::OK)
+        }
+        Command::Publish {
+            tag,
+            layout_key,
+            dist,
+            config,
+        } => {
+            let config = context::load_config(dir, config.as_deref())?;
+            let owner = crate::intoto::keys::Key::read(&dir.join(layout_key))
+                .map_err(|e| Error::Config(format!("--layout-key: {e}")))?;
+            let dist =
+                dir.join(dist.unwrap_or_else(|| PathBuf::from("dist").join(tag.to_string())));
+            let repository = config.github_repository.clone().or_else(|| {
+                std::env::var("GITHUB_REPOSITORY")
+                    .ok()
+                    .filter(|r| crate::config::check_repository(r).is_ok())
+            });
+            let (url, lines) =
+                crate::intoto::threshold::publish(repository, &tag.to_string(), &dist, &owner)?;
+            for line in lines {
+                println!("[PASS] in-toto {line}");
+            }
+            println!("published {tag}: {url}");
             Ok(exit::OK)
         }
         Command::Keygen { output_prefix } => {

@@ -14,6 +14,7 @@ pub mod layout;
 pub mod metadata;
 pub mod record;
 pub mod stage;
+pub mod threshold;
 pub mod verify;
 
 /// Where `xrelease layout` writes the owner-signed layout, in the repository.
@@ -29,6 +30,12 @@ pub const INSPECTION: &str = "files";
 /// step's threshold compares whole links and each platform's builder makes different bytes.
 pub fn build_step(platform: &str) -> String {
     format!("build-{platform}")
+}
+
+/// Whether a real release ends at a verified draft: with `[in-toto] threshold` above 1 the
+/// other builders' links come after CI's run, and `xrelease publish` publishes.
+pub fn stops_at_draft(config: &crate::config::Config) -> bool {
+    config.in_toto.as_ref().is_some_and(|s| s.threshold > 1)
 }
 
 /// The in-toto files a release directory may hold besides what SHA256SUMS lists: the layout and

@@ -2,6 +2,7 @@
 //! judges the layouts and links xrelease writes, and refuses each tamper the layout must catch.
 
 mod release;
+mod threshold;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
