@@ -69,14 +69,18 @@ fn render(template: &str, context: impl Serialize) -> Result<String> {
 }
 
 /// The release workflow for this config and workspace.
-pub fn workflow(_config: &Config, invocation: &Invocation) -> Result<String> {
+pub fn workflow(config: &Config, invocation: &Invocation) -> Result<String> {
     let (xrelease, install) = match invocation {
         Invocation::Xtask => ("cargo xtask", false),
         Invocation::Installed => ("xrelease", true),
     };
+    // in-toto (issue 13): the functionary key comes from a secret; above threshold 1 the run
+    // ends at a draft and a second builder job on another runner image rebuilds and publishes.
+    let in_toto = config.in_toto.is_some();
+    let rebuild = crate::intoto::stops_at_draft(config);
     render(
         WORKFLOW_TEMPLATE,
-        minijinja::context! { xrelease, install, version => env!("CARGO_PKG_VERSION") },
+        minijinja::context! { xrelease, install, version => env!("CARGO_PKG_VERSION"), in_toto, rebuild },
     )
 }
 

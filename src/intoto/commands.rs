@@ -13,6 +13,9 @@ use super::layout::{self, Spec};
 use super::metadata::Metablock;
 use super::record;
 
+/// Written beside the layout by `xrelease layout`.
+pub const OWNER_KEY_FILE: &str = "owner.pub";
+
 /// The `[in-toto]` section, or a config error saying how to add it.
 pub fn section(config: &Config) -> Result<&InToto> {
     config.in_toto.as_ref().ok_or_else(|| {
@@ -83,6 +86,11 @@ pub fn write_layout(config: &Config, owner_key: &Path, output: &Path) -> Result<
         std::fs::create_dir_all(parent).map_err(Error::io("cannot create", parent))?;
     }
     std::fs::write(output, block.to_json()).map_err(Error::io("cannot write", output))?;
+    // The owner's public key beside it: the generated workflow's publish job checks the layout
+    // with it (users take the owner key from where the project publishes its maintainers' keys).
+    let owner_pub = output.with_file_name(OWNER_KEY_FILE);
+    std::fs::write(&owner_pub, owner.public_key().to_pem())
+        .map_err(Error::io("cannot write", &owner_pub))?;
     Ok(Key::new(owner.public_key()).keyid().to_owned())
 }
 

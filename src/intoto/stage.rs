@@ -13,6 +13,9 @@ use super::keys::Key;
 use super::metadata::{Link, Metablock};
 use super::{LAYOUT_FILE, LAYOUT_PATH, TAG_STEP, record};
 
+/// Overrides `[in-toto] functionary-key`: where CI wrote the key from its secret.
+pub const FUNCTIONARY_KEY_ENV: &str = "XRELEASE_INTOTO_KEY";
+
 pub fn run(ctx: &Context, manifest: &mut Manifest) -> Result<()> {
     let Some(section) = &ctx.config.in_toto else {
         return Ok(());
@@ -65,13 +68,17 @@ pub fn run(ctx: &Context, manifest: &mut Manifest) -> Result<()> {
         )));
     }
 
-    let functionary = private_key(&section.functionary_key)?;
+    // CI writes the key from a secret outside the checkout (the tree must stay clean).
+    let functionary_path = std::env::var_os(FUNCTIONARY_KEY_ENV)
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| section.functionary_key.clone());
+    let functionary = private_key(&functionary_path)?;
     let functionary_id = Key::new(functionary.public_key());
     if functionary_id != ci {
         return Err(Error::Preflight(format!(
             "the functionary key {} (keyid {}) is not `[in-toto] ci-key` ({}, keyid {}): CI must sign with \
              the key the layout lists",
-            section.functionary_key.display(),
+            functionary_path.display(),
             functionary_id.keyid(),
             section.ci_key.display(),
             ci.keyid()

@@ -247,3 +247,36 @@ fn the_reference_verifier_accepts_library_metadata_and_refuses_each_tamper() {
     std::fs::write(t.path().join("app-1.0.0-linux-amd64.cdx.json"), b"{ }").unwrap();
     refused(t.path(), &owner.pub_file, "sha256sum", "an SBOM changed");
 }
+
+/// With `[in-toto] threshold = 2` the generated workflow passes the functionary key from a
+/// secret, stops at the draft, and adds the rebuild and publish jobs; it lints clean.
+#[test]
+fn the_threshold_workflow_has_a_second_builder_and_lints_clean() {
+    let fixture = crate::support::Fixture::new("basic");
+    let config = fixture.read("release.toml")
+        + "\n[in-toto]\nmaintainers = [\"keys/alice.pub\"]\nci-key = \"keys/ci.pub\"\nthreshold = 2\n";
+    fixture.write("release.toml", &config);
+    fixture
+        .xrelease(&["init", "--force"])
+        .env("GITHUB_REPOSITORY", "fixture/basic")
+        .run()
+        .success();
+    let workflow = fixture.read(".github/workflows/release.yml");
+    for needle in [
+        "XRELEASE_INTOTO_KEY: ${{ runner.temp }}/intoto-ci.key",
+        "  rebuild:\n",
+        "runs-on: ubuntu-22.04",
+        "rebuild \"$TAG\" --key \"$RUNNER_TEMP/rebuild.key\"",
+        "  publish:\n",
+        "publish \"$TAG\" --layout-key .in_toto/owner.pub --dist release-dir",
+    ] {
+        assert!(
+            workflow.contains(needle),
+            "workflow lacks {needle:?}:\n{workflow}"
+        );
+    }
+    let (ok, out, zok, zout) =
+        crate::lint_workflows(&[fixture.path(".github/workflows/release.yml")]);
+    assert!(ok, "actionlint: {out}");
+    assert!(zok, "zizmor: {zout}");
+}
