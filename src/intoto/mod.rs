@@ -38,6 +38,19 @@ pub fn stops_at_draft(config: &crate::config::Config) -> bool {
     config.in_toto.as_ref().is_some_and(|s| s.threshold > 1)
 }
 
+/// The release notes' in-toto commands, for a release that ships a layout: they run in the
+/// downloaded directory with the owner's public key (published by the project, beside the
+/// layout in the repository as `.in_toto/owner.pub`).
+pub fn notes_commands(manifest: &crate::manifest::Manifest) -> Vec<String> {
+    if manifest.artifact(LAYOUT_FILE).is_none() {
+        return Vec::new();
+    }
+    vec![
+        "# in-toto (pip install in-toto): owner.pub is the project owner's key, .in_toto/owner.pub in the repository".into(),
+        "in-toto-verify --layout root.layout --verification-keys owner.pub".into(),
+    ]
+}
+
 /// The in-toto files a release directory may hold besides what SHA256SUMS lists: the layout and
 /// links named `<step>.<8 hex>.link`. Links are added after SHA256SUMS is signed (a rebuild
 /// uploads its own), so they cannot be listed in it; the layout's signatures cover them instead.

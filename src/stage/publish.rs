@@ -264,7 +264,10 @@ fn notes(
         prerelease: manifest.prerelease,
         changelog,
         artifacts: assets.to_vec(),
-        verify_commands: notes::verify_commands(policy, repository, &manifest.tag),
+        verify_commands: notes::verify_commands(policy, repository, &manifest.tag)
+            .into_iter()
+            .chain(crate::intoto::notes_commands(manifest)) // issue 13: in-toto
+            .collect(),
         public_key: match policy {
             Policy::Key(_) => Some("cosign.pub".into()),
             Policy::Keyless { .. } => None,

@@ -164,6 +164,12 @@ fn a_release_writes_the_layout_the_tag_link_and_a_build_link_per_platform() {
         sha256_file(&s.dist.join(binary()))
     );
     assert_eq!(build.command[..3], ["cargo", "build", "--release"]);
+    // The release notes show the command that works in the downloaded directory.
+    let plan = std::fs::read_to_string(s.dist.join("publish-plan.json")).unwrap();
+    assert!(
+        plan.contains("in-toto-verify --layout root.layout --verification-keys owner.pub"),
+        "{plan}"
+    );
     // The manifest lists them (publish refuses what it does not list).
     let manifest = std::fs::read_to_string(s.dist.join("manifest.json")).unwrap();
     assert!(manifest.contains("\"in-toto-layout\"") && manifest.contains("\"in-toto-link\""));
