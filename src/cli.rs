@@ -160,6 +160,57 @@ enum Command {
         /// Print the report as JSON
         #[arg(long)]
         json: bool,
+        /// in-toto: also verify root.layout (signed by this owner key) and its links over the
+        /// directory, as `in-toto-verify` does
+        #[arg(long, value_name = "FILE")]
+        layout_key: Option<PathBuf>,
+    },
+    /// in-toto: write .in_toto/root.layout from `[in-toto]`, signed by the project owner's key
+    Layout {
+        /// The owner's cosign private key (password from COSIGN_PASSWORD, or asked)
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Where to write it
+        #[arg(long, value_name = "FILE", default_value = crate::intoto::LAYOUT_PATH)]
+        output: PathBuf,
+    },
+    /// in-toto: create the annotated tag TAG at HEAD carrying the `tag` link signed by a maintainer
+    Tag {
+        tag: Tag,
+        /// A maintainer's cosign private key (password from COSIGN_PASSWORD, or asked)
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// in-toto, threshold above 1: rebuild the checked-out tag, refuse if a binary differs from
+    /// the draft release's, else upload this builder's signed `build` links to the draft
+    Rebuild {
+        tag: Tag,
+        /// A builder's cosign private key: the CI key or a maintainer's
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Where the rebuild goes (default: dist/rebuild/<tag>/)
+        #[arg(long, value_name = "DIR")]
+        dist: Option<PathBuf>,
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// in-toto, threshold above 1: verify the layout over the draft release's files, then publish it
+    Publish {
+        tag: Tag,
+        /// The project owner's public key, which signed root.layout
+        #[arg(long, value_name = "FILE")]
+        layout_key: PathBuf,
+        /// The release directory CI verified (default: dist/<tag>/)
+        #[arg(long, value_name = "DIR")]
+        dist: Option<PathBuf>,
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
     },
     /// Write a cosign-compatible key pair (password from COSIGN_PASSWORD, or asked)
     Keygen {
@@ -345,7 +396,14 @@ fn run(dir: &Path, command: Command) -> Result<i32> {
             repo,
             tag,
             json,
+            layout_key,
         } => {
+            let layout_key = layout_key
+                .map(|k| {
+                    crate::intoto::keys::Key::read(&dir.join(k))
+                        .map_err(|e| Error::Config(format!("--layout-key: {e}")))
+                })
+                .transpose()?;
             let policy = match (key, certificate_identity, certificate_oidc_issuer) {
                 (Some(key), _, _) => Policy::Key(
                     PublicKey::read(&dir.join(&key)).map_err(|e| Error::Config(e.to_string()))?,
@@ -375,7 +433,7 @@ fn run(dir: &Path, command: Command) -> Result<i32> {
                 repository: repo,
                 tag,
             };
-            let report = match (from, paths.as_slice()) {
+            let mut report = match (from, paths.as_slice()) {
                 (Some(from), files) => {
                     let files: Vec<PathBuf> = files.iter().map(|f| dir.join(f)).collect();
                     verify::verify_files(&files, &dir.join(from), &policy, &expect)
@@ -389,6 +447,9 @@ fn run(dir: &Path, command: Command) -> Result<i32> {
                     ));
                 }
             };
+            if let Some(owner) = &layout_key {
+                crate::intoto::verify::add_to_report(&mut report, owner);
+            }
             if json {
                 println!(
                     "{}",
@@ -398,6 +459,79 @@ fn run(dir: &Path, command: Command) -> Result<i32> {
                 print!("{}", report.render());
             }
             Ok(if report.ok { exit::OK } else { exit::VERIFY })
+        }
+        Command::Layout {
+            key,
+            config,
+            output,
+        } => {
+            let config = context::load_config(dir, config.as_deref())?;
+            let owner =
+                crate::intoto::commands::write_layout(&config, &dir.join(key), &dir.join(&output))?;
+            println!(
+                "wrote {} signed by the owner key {owner}; commit it. Users verify with \
+                 `in-toto-verify --layout root.layout --verification-keys owner.pub` in the downloaded release",
+                output.display()
+            );
+            Ok(exit::OK)
+        }
+        Command::Tag { tag, key, config } => {
+            let config = context::load_config(dir, config.as_deref())?;
+            let link =
+                crate::intoto::commands::tag(dir, &config, &tag.to_string(), &dir.join(key))?;
+            println!(
+                "tagged {tag} with the signed in-toto link {link}; push it: git push origin {tag}"
+            );
+            Ok(exit::OK)
+        }
+        Command::Rebuild {
+            tag,
+            key,
+            config,
+            dist,
+            quiet,
+        } => {
+            let dist = dist.unwrap_or_else(|| PathBuf::from("dist/rebuild").join(tag.to_string()));
+            let ctx = Context::load(Inputs {
+                dir,
+                config: config.as_deref(),
+                tag,
+                dist: Some(&dist),
+                mode: Mode::Real,
+                allow_dirty: false,
+                quiet,
+            })?;
+            let links = crate::intoto::threshold::rebuild(&ctx, &dir.join(key))?;
+            println!(
+                "{}: the rebuild matches the draft; uploaded {}",
+                ctx.plan.tag,
+                links.join(", ")
+            );
+            Ok(exit::OK)
+        }
+        Command::Publish {
+            tag,
+            layout_key,
+            dist,
+            config,
+        } => {
+            let config = context::load_config(dir, config.as_deref())?;
+            let owner = crate::intoto::keys::Key::read(&dir.join(layout_key))
+                .map_err(|e| Error::Config(format!("--layout-key: {e}")))?;
+            let dist =
+                dir.join(dist.unwrap_or_else(|| PathBuf::from("dist").join(tag.to_string())));
+            let repository = config.github_repository.clone().or_else(|| {
+                std::env::var("GITHUB_REPOSITORY")
+                    .ok()
+                    .filter(|r| crate::config::check_repository(r).is_ok())
+            });
+            let (url, lines) =
+                crate::intoto::threshold::publish(repository, &tag.to_string(), &dist, &owner)?;
+            for line in lines {
+                println!("[PASS] in-toto {line}");
+            }
+            println!("published {tag}: {url}");
+            Ok(exit::OK)
         }
         Command::Keygen { output_prefix } => {
             let password = crate::signing::password(true)?;

@@ -29,6 +29,8 @@ struct Raw {
     sign: RawSign,
     #[serde(default)]
     github: RawGithub,
+    #[serde(default, rename = "in-toto")]
+    in_toto: Option<crate::intoto::config::RawInToto>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -158,6 +160,8 @@ pub struct Config {
     pub sbom_spec_version: String,
     pub sign: Sign,
     pub github_repository: Option<String>,
+    /// `[in-toto]`: layout, tag and build links (src/intoto/config.rs owns its keys).
+    pub in_toto: Option<crate::intoto::config::InToto>,
 }
 
 impl Config {
@@ -392,7 +396,17 @@ fn resolve(raw: Raw, path: &Path, root: PathBuf) -> Result<Config> {
         check_repository(repo).map_err(|why| bad("github.repository", why))?;
     }
 
+    let in_toto = match raw.in_toto {
+        Some(section) => Some(
+            section
+                .resolve(&root, &sign.key)
+                .map_err(|(key, why)| bad(&key, why))?,
+        ),
+        None => None,
+    };
+
     Ok(Config {
+        in_toto,
         name_template,
         targets,
         bins: r.bins.unwrap_or_default(),

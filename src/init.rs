@@ -74,6 +74,10 @@ pub fn workflow(config: &Config, invocation: &Invocation) -> Result<String> {
         Invocation::Xtask => ("cargo xtask", false),
         Invocation::Installed => ("xrelease", true),
     };
+    // in-toto (issue 13): the functionary key comes from a secret; above threshold 1 the run
+    // ends at a draft and a second builder job on another runner image rebuilds and publishes.
+    let in_toto = config.in_toto.is_some();
+    let rebuild = crate::intoto::stops_at_draft(config);
     render(
         WORKFLOW_TEMPLATE,
         minijinja::context! {
@@ -81,6 +85,8 @@ pub fn workflow(config: &Config, invocation: &Invocation) -> Result<String> {
             install,
             version => env!("CARGO_PKG_VERSION"),
             tag_pattern => config.tag_template.ci_pattern(),
+            in_toto,
+            rebuild,
         },
     )
 }

@@ -13,6 +13,7 @@ pub mod git;
 pub mod github;
 pub mod glibc;
 pub mod init;
+pub mod intoto;
 pub mod layout;
 pub mod manifest;
 pub mod notes;
@@ -123,6 +124,7 @@ fn finish(
             &attest_inputs(ctx, &repository, &ci),
         )
     })?; //  provenance, SBOM attestations
+    intoto::stage::run(ctx, &mut manifest)?; //  in-toto: build links, the tag's link, root.layout
     manifest.timings = clock.clone();
     manifest.write(dist)?;
     let verified = timed(&mut clock, "verify", || {

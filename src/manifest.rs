@@ -61,6 +61,10 @@ pub enum Kind {
     Provenance,
     SbomAttestation,
     PublicKey,
+    /// in-toto (src/intoto): the owner-signed `root.layout`.
+    InTotoLayout,
+    /// in-toto: a signed `<step>.<keyid>.link`.
+    InTotoLink,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,6 +2,7 @@
 
 mod adopt;
 mod interop;
+mod intoto;
 mod keyless;
 mod publish;
 mod support;

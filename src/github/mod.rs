@@ -429,6 +429,22 @@ impl GitHub {
             .block_on(self.inner.publish(release_id, prerelease, None, None))
     }
 
+    /// Everything [`GitHub::publish_release`] does except the last step: the verified draft
+    /// is left for `xrelease publish` (in-toto thresholds above 1).
+    pub fn stage_draft(
+        &self,
+        plan: &ReleasePlan,
+        progress: &dyn Fn(&str, u64, u64),
+    ) -> Result<PublishReport, GithubError> {
+        self.rt
+            .block_on(self.inner.publish_release_until(plan, progress, false))
+    }
+
+    /// The content of a small text asset (a link file) of a release, drafts included.
+    pub fn download_text(&self, asset: &Asset) -> Result<String, GithubError> {
+        self.rt.block_on(self.inner.download_text(asset))
+    }
+
     /// The whole safe sequence: find or create the draft, upload what is
     /// missing, verify the complete asset set, publish once. Safe to re-run
     /// after any failure. `progress(asset, sent, total)` reports uploads.

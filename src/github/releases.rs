@@ -330,10 +330,56 @@ impl Inner {
         problems
     }
 
+    /// A small text asset's content (link files): the API answers `Accept:
+    /// application/octet-stream` with the bytes or a redirect to its storage host, which is
+    /// fetched without the token (GitHub's storage refuses it).
+    pub(super) async fn download_text(&self, asset: &Asset) -> Result<String, GithubError> {
+        let action = format!("download asset {}", asset.name);
+        let path = format!("{}/releases/assets/{}", self.repo_path(), asset.id);
+        let reply = self
+            .retrying(&action, |_| async {
+                let mut request = self.request(Method::GET, &path, None)?;
+                request.headers_mut().insert(
+                    http::header::ACCEPT,
+                    http::HeaderValue::from_static("application/octet-stream"),
+                );
+                self.exchange(&self.api, request, &AtomicU64::new(0), &|_| {})
+                    .await
+            })
+            .await?;
+        if reply.status.is_success() {
+            return Ok(reply.body);
+        }
+        if reply.status.is_redirection()
+            && let Some(location) = reply
+                .headers
+                .get(http::header::LOCATION)
+                .and_then(|l| l.to_str().ok())
+        {
+            return ureq::get(location)
+                .call()
+                .and_then(|mut r| r.body_mut().read_to_string())
+                .map_err(|e| self.bad_response(&action, e.to_string()));
+        }
+        Err(self.api_error(&action, &reply))
+    }
+
     pub(super) async fn publish_release(
         &self,
         plan: &ReleasePlan,
         progress: &dyn Fn(&str, u64, u64),
+    ) -> Result<PublishReport, GithubError> {
+        self.publish_release_until(plan, progress, true).await
+    }
+
+    /// [`Self::publish_release`], stopping before the last request when `publish` is false:
+    /// the draft then holds exactly the plan's assets (in-toto thresholds above 1 publish only
+    /// after independent rebuilds agree).
+    pub(super) async fn publish_release_until(
+        &self,
+        plan: &ReleasePlan,
+        progress: &dyn Fn(&str, u64, u64),
+        publish: bool,
     ) -> Result<PublishReport, GithubError> {
         let locals = prepare_plan(plan)?;
 
@@ -435,6 +481,14 @@ impl Inner {
             return Err(GithubError::VerificationFailed {
                 tag: plan.tag.clone(),
                 problems,
+            });
+        }
+        if !publish {
+            return Ok(PublishReport {
+                release,
+                uploaded,
+                kept,
+                already_published: false,
             });
         }
         let release = self

@@ -243,7 +243,7 @@ impl Inner {
     }
 
     /// Maps a final (non-retryable) error answer to the error that names it.
-    fn api_error(&self, action: &str, reply: &Reply) -> GithubError {
+    pub(super) fn api_error(&self, action: &str, reply: &Reply) -> GithubError {
         let (message, codes) = parse_error_body(&reply.body);
         let message = scrub(&message, &self.token);
         let action = action.to_string();
@@ -444,7 +444,7 @@ impl Inner {
         }
     }
 
-    fn request(
+    pub(super) fn request(
         &self,
         method: Method,
         uri: &str,

@@ -47,6 +47,8 @@ pub enum Published {
         /// An earlier attempt had published it, answer lost; nothing changed.
         already: bool,
     },
+    /// in-toto threshold above 1: complete and verified, left as a draft for rebuilds.
+    Draft { url: String, uploaded: usize },
     Recorded {
         plan_file: PathBuf,
         repository: Option<String>,
@@ -342,7 +344,10 @@ fn notes(
         prerelease: manifest.prerelease,
         changelog,
         artifacts: assets.to_vec(),
-        verify_commands: notes::verify_commands(policy, repository, &manifest.tag),
+        verify_commands: notes::verify_commands(policy, repository, &manifest.tag)
+            .into_iter()
+            .chain(crate::intoto::notes_commands(manifest)) // issue 13: in-toto
+            .collect(),
         public_key: match policy {
             Policy::Key(_) => Some("cosign.pub".into()),
             Policy::Keyless { .. } => None,
@@ -446,7 +451,14 @@ fn upload(ctx: &Context, gh: &GitHub, plan: &ReleasePlan, bytes: u64) -> Result<
             ctx.ui.info(format!("sent {name} ({})", human_size(total)));
         }
     };
-    let report = gh.publish_release(plan, &progress).map_err(|e| {
+    // in-toto with a threshold above 1 (issue 13): the verified draft waits for rebuilds.
+    let draft_only = crate::intoto::stops_at_draft(&ctx.config);
+    let report = if draft_only {
+        gh.stage_draft(plan, &progress)
+    } else {
+        gh.publish_release(plan, &progress)
+    };
+    let report = report.map_err(|e| {
         bar.finish("stopped");
         Error::Publish(format!(
             "{e}\npublishing {} to {} stopped: nothing is published unless GitHub applied the last request \
@@ -462,6 +474,12 @@ fn upload(ctx: &Context, gh: &GitHub, plan: &ReleasePlan, bytes: u64) -> Result<
         report.uploaded.len(),
         report.kept.len()
     ));
+    if draft_only {
+        return Ok(Published::Draft {
+            url: report.release.html_url,
+            uploaded: report.uploaded.len(),
+        });
+    }
     Ok(Published::Release {
         url: report.release.html_url,
         uploaded: report.uploaded.len(),
@@ -505,6 +523,10 @@ impl Published {
             } => {
                 format!("published {tag}: {url} ({uploaded} uploaded, {kept} kept from the draft)")
             }
+            Published::Draft { url, uploaded } => format!(
+                "{tag} is a verified draft ({uploaded} files uploaded): {url}\nin-toto needs more builders: \
+                 each runs `xrelease rebuild {tag} --key KEY`, then `xrelease publish {tag} --layout-key owner.pub` publishes"
+            ),
             Published::Recorded {
                 plan_file,
                 repository,

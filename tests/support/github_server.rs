@@ -271,6 +271,8 @@ struct AssetState {
     digest: String,
     content_type: String,
     created_at: u64,
+    /// The bytes, for downloads (kept up to 1 MiB: link and metadata files, not binaries).
+    content: Option<Vec<u8>>,
 }
 
 impl GitHubServer {
@@ -437,6 +439,7 @@ impl GitHubServer {
                 digest: format!("sha256:{}", xrelease::digest::hex(&Sha256::digest(data))),
                 content_type: "application/octet-stream".to_string(),
                 created_at: EPOCH_START,
+                content: Some(data.to_vec()),
             })
             .collect();
         let repo = st
@@ -748,7 +751,8 @@ fn serve_connection(shared: &Shared, stream: TcpStream, which: Listener) {
         {
             return;
         }
-        let Ok(body) = read_body(&mut reader, framing, which == Listener::Api) else {
+        // Upload bodies are kept too (up to the same limit), so small assets can be downloaded.
+        let Ok(body) = read_body(&mut reader, framing, true) else {
             return;
         };
         let mut entry = LoggedRequest {
@@ -1262,6 +1266,7 @@ fn handle(
                 .unwrap_or("application/octet-stream")
                 .to_string(),
             created_at: now,
+            content: (!body.too_large).then(|| body.bytes.clone()),
         };
         rel.assets.push(asset.clone());
         return Response::json(201, asset_json(&urls, rel, &asset));
@@ -1413,6 +1418,22 @@ fn handle(
             let id = id.parse::<u64>().unwrap_or(0);
             for r in repo.releases.iter().filter(|r| push || !r.draft) {
                 if let Some(a) = r.assets.iter().find(|a| a.id == id) {
+                    // `Accept: application/octet-stream` asks for the content. GitHub redirects
+                    // to its storage host; serving the bytes directly is the same to a client
+                    // that follows redirects.
+                    if head.header("accept") == Some("application/octet-stream") {
+                        let Some(content) = a.content.clone() else {
+                            return Response::error(501, "the test server keeps only small assets");
+                        };
+                        return Response {
+                            status: 200,
+                            headers: vec![(
+                                "Content-Type".into(),
+                                "application/octet-stream".into(),
+                            )],
+                            body: content,
+                        };
+                    }
                     return Response::json(200, asset_json(&urls, r, a));
                 }
             }
