@@ -28,6 +28,9 @@ pub const INSTALLER: &str = "install.sh";
 pub const MANIFEST: &str = crate::manifest::FILE;
 /// A rehearsal's record of the requests publishing would send; never published.
 pub const PUBLISH_PLAN: &str = "publish-plan.json";
+/// in-toto (when configured): the owner-signed layout. Its steps' keys name the links that may
+/// sit beside it, `<step>.<first 8 hex of keyid>.link`; no other link belongs to the release.
+pub const INTOTO_LAYOUT: &str = crate::intoto::LAYOUT_FILE;
 
 /// The in-toto Statement type of every attestation.
 pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
@@ -133,6 +136,39 @@ pub enum Role {
     },
     Manifest,
     PublishPlan,
+    /// `root.layout`: its signature is `verify --layout-key`'s business.
+    InTotoLayout,
+    /// A link the layout provides for: `step` signed by the key `keyid` the layout lists for it.
+    InTotoLink {
+        step: String,
+        keyid: String,
+        key: serde_json::Value,
+    },
+}
+
+/// The in-toto files a release with this `root.layout` may hold: the layout itself and one link
+/// per step and key the layout lists for that step. A layout that does not parse defines no
+/// links (and fails its own `metadata` check).
+pub fn intoto_metadata(layout: Option<&crate::intoto::metadata::Layout>) -> BTreeMap<String, Role> {
+    let mut out = BTreeMap::new();
+    out.insert(INTOTO_LAYOUT.to_string(), Role::InTotoLayout);
+    for step in layout.iter().flat_map(|l| &l.steps) {
+        for keyid in &step.pubkeys {
+            let (Some(short), Some(key)) = (keyid.get(..8), layout.and_then(|l| l.keys.get(keyid)))
+            else {
+                continue;
+            };
+            out.insert(
+                format!("{}.{short}.link", step.name),
+                Role::InTotoLink {
+                    step: step.name.clone(),
+                    keyid: keyid.clone(),
+                    key: key.clone(),
+                },
+            );
+        }
+    }
+    out
 }
 
 /// Exactly the metadata files the layout defines for a release whose `SHA256SUMS` lists
@@ -178,7 +214,7 @@ pub fn metadata<'a>(
 /// Files whose bytes the verifier parses (everything else is only hashed): a hint for reading,
 /// never a reason to trust a file.
 pub fn is_small(name: &str) -> bool {
-    [".json", ".jsonl", ".sig", ".pem", ".pub", ".sh"]
+    [".json", ".jsonl", ".sig", ".pem", ".pub", ".sh", ".layout", ".link"]
         .iter()
         .any(|s| name.ends_with(s))
         || name == SUMS

@@ -29,7 +29,13 @@ pub(super) fn check(
         Some(Policy::Keyless { .. }) => Signing::Keyless,
         None => Signing::Unknown,
     };
-    let metadata = layout::metadata(listed.keys().map(String::as_str), signing);
+    let mut metadata = layout::metadata(listed.keys().map(String::as_str), signing);
+    if files.contains_key(layout::INTOTO_LAYOUT) {
+        let parsed = files
+            .get(layout::INTOTO_LAYOUT)
+            .and_then(|b| intoto_layout(b.as_deref().unwrap_or_default()).ok());
+        metadata.extend(layout::intoto_metadata(parsed.as_ref()));
+    }
     let unknown: Vec<&str> = digests
         .keys()
         .filter(|n| !listed.contains_key(*n) && !metadata.contains_key(*n))
@@ -60,6 +66,14 @@ pub(super) fn check(
             },
             Role::Manifest => manifest(bytes),
             Role::PublishPlan => publish_plan(bytes),
+            Role::InTotoLayout => intoto_layout(bytes).map(|l| {
+                format!(
+                    "an in-toto layout of {} steps, expiring {} (`--layout-key` verifies it)",
+                    l.steps.len(),
+                    l.expires
+                )
+            }),
+            Role::InTotoLink { step, keyid, key } => intoto_link(bytes, step, keyid, key),
             // The signature and attestation checks vouch for these.
             _ => continue,
         };
@@ -115,4 +129,38 @@ fn publish_plan(bytes: &[u8]) -> Result<String, String> {
         )),
         None => Err("not a publish plan: no `requests` list".into()),
     }
+}
+
+/// `root.layout`: in-toto signed metadata holding a layout. Who signed it is checked by
+/// `verify --layout-key` against the owner's key; here it only has to be what its name says.
+fn intoto_layout(bytes: &[u8]) -> Result<crate::intoto::metadata::Layout, String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8 JSON".to_string())?;
+    crate::intoto::metadata::Metablock::parse(text)?.layout()
+}
+
+/// A link the layout provides for: it records the step its name says, and the key its name
+/// says (one the layout lists for that step) signed it.
+fn intoto_link(
+    bytes: &[u8],
+    step: &str,
+    keyid: &str,
+    key: &Value,
+) -> Result<String, String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8 JSON".to_string())?;
+    let block = crate::intoto::metadata::Metablock::parse(text)?;
+    let link = block.link()?;
+    if link.name != step {
+        return Err(format!(
+            "records step `{}`, its name says `{step}`",
+            link.name
+        ));
+    }
+    let key = crate::intoto::keys::Key::from_json(keyid, key)?;
+    block
+        .verify(&key)
+        .map_err(|e| format!("step `{step}`: {e}"))?;
+    Ok(format!(
+        "the `{step}` link, signed by key {}",
+        key.short_id()
+    ))
 }
