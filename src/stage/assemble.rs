@@ -142,6 +142,7 @@ pub fn run(ctx: &Context, shares: &[PathBuf]) -> Result<Manifest> {
         .sort_by(|a, b| (&a.target, &a.packages).cmp(&(&b.target, &b.packages)));
 
     prepare_dist(&ctx.dist)?;
+    manifest.write(&ctx.dist)?; // ours from the start, should a copy fail
     for (from, name) in files {
         let to = ctx.dist.join(&name);
         std::fs::copy(&from, &to).map_err(Error::io("cannot copy the binary into dist", &to))?;

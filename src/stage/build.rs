@@ -44,6 +44,9 @@ pub fn run(ctx: &Context) -> Result<Manifest> {
         timings: BTreeMap::new(),
         glibc: BTreeMap::new(),
     };
+    // Marks dist/<tag>/ as ours from the start, so a build that fails halfway leaves a
+    // directory the next run recognises and replaces.
+    manifest.write(&ctx.dist)?;
 
     for target in ctx.plan.targets(&ctx.config) {
         let target_started = Instant::now();
