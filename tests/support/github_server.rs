@@ -265,6 +265,8 @@ struct ReleaseState {
 #[derive(Clone)]
 struct AssetState {
     id: u64,
+    /// The bytes, for downloads (uploads larger than a JSON body are only hashed).
+    content: Option<Vec<u8>>,
     name: String,
     label: String,
     size: u64,
@@ -431,6 +433,7 @@ impl GitHubServer {
             .zip(ids)
             .map(|((asset_name, data), id)| AssetState {
                 id,
+                content: Some(data.to_vec()),
                 name: asset_name.to_string(),
                 label: String::new(),
                 size: data.len() as u64,
@@ -748,7 +751,7 @@ fn serve_connection(shared: &Shared, stream: TcpStream, which: Listener) {
         {
             return;
         }
-        let Ok(body) = read_body(&mut reader, framing, which == Listener::Api) else {
+        let Ok(body) = read_body(&mut reader, framing, true) else {
             return;
         };
         let mut entry = LoggedRequest {
@@ -881,6 +884,7 @@ impl Response {
 fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        302 => "Found",
         201 => "Created",
         204 => "No Content",
         400 => "Bad Request",
@@ -1161,9 +1165,13 @@ fn handle(
             .or_else(|| v.strip_prefix("token "))
             .map(str::trim)
     });
-    let push = match token.and_then(|t| st.tokens.get(t).copied()) {
-        Some(push) => push,
-        None => return Response::error(401, "Bad credentials"),
+    // Public repositories answer reads without a token, as GitHub does; a token it does not
+    // know is refused even for reads.
+    let push = match token.map(|t| st.tokens.get(t).copied()) {
+        Some(Some(push)) => push,
+        Some(None) => return Response::error(401, "Bad credentials"),
+        None if head.method == "GET" => false,
+        None => return Response::error(401, "Requires authentication"),
     };
     // A client sent through a proxy (gh with `HTTP_PROXY`) names the absolute URL.
     let target = match head.target.strip_prefix("http://") {
@@ -1226,6 +1234,27 @@ fn handle(
             .map_err(|_| Response::error(400, "Problems parsing JSON"))
     };
 
+    if which == Listener::Uploads && method == "GET" {
+        // Where an asset download redirects to (GitHub's object storage): no token needed.
+        let ["releases", "assets", id, "content"] = rest.as_slice() else {
+            return Response::error(404, "Not Found");
+        };
+        let id = id.parse::<u64>().unwrap_or(0);
+        let asset = repo
+            .releases
+            .iter()
+            .filter(|r| !r.draft)
+            .flat_map(|r| &r.assets)
+            .find(|a| a.id == id);
+        return match asset.and_then(|a| a.content.clone()) {
+            Some(bytes) => Response {
+                status: 200,
+                headers: vec![("Content-Type".into(), "application/octet-stream".into())],
+                body: bytes,
+            },
+            None => Response::error(404, "Not Found"),
+        };
+    }
     if which == Listener::Uploads {
         // POST /repos/o/r/releases/{id}/assets?name=N[&label=L]
         let (["releases", id, "assets"], "POST") = (rest.as_slice(), method) else {
@@ -1253,6 +1282,7 @@ fn handle(
         }
         let asset = AssetState {
             id: new_id,
+            content: (!body.too_large).then(|| body.bytes.clone()),
             name,
             label: get("label").unwrap_or_default(),
             size: body.size,
@@ -1411,8 +1441,25 @@ fn handle(
         }
         ("GET", ["releases", "assets", id]) => {
             let id = id.parse::<u64>().unwrap_or(0);
+            let download = head
+                .header("accept")
+                .is_some_and(|a| a.contains("application/octet-stream"));
             for r in repo.releases.iter().filter(|r| push || !r.draft) {
                 if let Some(a) = r.assets.iter().find(|a| a.id == id) {
+                    if download {
+                        // GitHub redirects a download to its object storage, another host.
+                        return Response {
+                            status: 302,
+                            headers: vec![(
+                                "Location".into(),
+                                format!(
+                                    "{}/repos/{owner}/{repo_name}/releases/assets/{id}/content",
+                                    shared.upload_base
+                                ),
+                            )],
+                            body: Vec::new(),
+                        };
+                    }
                     return Response::json(200, asset_json(&urls, r, a));
                 }
             }
