@@ -2622,6 +2622,7 @@ fn github_with_release(
     let server = support::github_server::GitHubServer::builder()
         .repo("fixture", "basic")
         .token("ghp_unused", true)
+        .public(true)
         .start();
     let mut assets: Vec<(String, Vec<u8>)> = std::fs::read_dir(meta)
         .unwrap()

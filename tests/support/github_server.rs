@@ -129,6 +129,7 @@ pub struct ServerBuilder {
     immutable: bool,
     hang: Duration,
     advertised_upload: Option<String>,
+    public: bool,
 }
 
 impl ServerBuilder {
@@ -171,6 +172,12 @@ impl ServerBuilder {
     /// listener (to test `GITHUB_UPLOAD_URL` overrides and refusals).
     pub fn advertise_upload_base(mut self, base: &str) -> Self {
         self.advertised_upload = Some(base.trim_end_matches('/').to_string());
+        self
+    }
+
+    /// Public repositories: reads without a token are answered (published releases only).
+    pub fn public(mut self, on: bool) -> Self {
+        self.public = on;
         self
     }
 
@@ -219,6 +226,8 @@ struct State {
     hang: Duration,
     /// What the attestation endpoints answer when the repository's plan lacks the feature.
     attestations_refused: Option<u16>,
+    /// Reads without a token are answered.
+    public: bool,
 }
 
 struct RepoState {
@@ -291,6 +300,7 @@ impl GitHubServer {
             immutable: false,
             hang: Duration::from_secs(2),
             advertised_upload: None,
+            public: false,
         }
     }
 
@@ -325,6 +335,7 @@ impl GitHubServer {
                 immutable: b.immutable,
                 hang: b.hang,
                 attestations_refused: None,
+                public: b.public,
             }),
             conns: Mutex::new(Conns::default()),
             stop: Condvar::new(),
@@ -1165,12 +1176,12 @@ fn handle(
             .or_else(|| v.strip_prefix("token "))
             .map(str::trim)
     });
-    // Public repositories answer reads without a token, as GitHub does; a token it does not
-    // know is refused even for reads.
+    // Public repositories answer reads without a token, as GitHub does (the storage redirect
+    // target needs none either); a token it does not know is refused even for reads.
     let push = match token.map(|t| st.tokens.get(t).copied()) {
         Some(Some(push)) => push,
         Some(None) => return Response::error(401, "Bad credentials"),
-        None if head.method == "GET" => false,
+        None if (st.public || which == Listener::Uploads) && head.method == "GET" => false,
         None => return Response::error(401, "Requires authentication"),
     };
     // A client sent through a proxy (gh with `HTTP_PROXY`) names the absolute URL.
