@@ -103,6 +103,10 @@ enum Command {
         /// their SBOMs and attestations from this directory (the rest may be absent)
         #[arg(long, value_name = "DIR")]
         from: Option<PathBuf>,
+        /// Like --from, with the metadata fetched from the published GitHub release
+        /// (anonymous; GITHUB_TOKEN when set; GITHUB_API_URL for Enterprise)
+        #[arg(long, value_name = "OWNER/REPO@TAG", conflicts_with = "from")]
+        github: Option<String>,
         /// The cosign public key the release must be signed with
         #[arg(
             long,
@@ -386,6 +390,7 @@ fn run(dir: &Path, command: Command) -> Result<i32> {
         Command::Verify {
             paths,
             from,
+            github,
             key,
             certificate_identity,
             certificate_oidc_issuer,
@@ -429,9 +434,22 @@ fn run(dir: &Path, command: Command) -> Result<i32> {
                 }
                 _ => unreachable!("clap requires --key or both certificate flags"),
             };
-            let expect = Expect {
+            let mut expect = Expect {
                 repository: repo,
                 tag,
+            };
+            // Kept until the report is made: the fetched metadata lives there.
+            let mut _fetched = None;
+            let from = match github {
+                None => from,
+                Some(spec) => {
+                    let (dir, repository, tag) = fetch_from_github(&spec, &paths)?;
+                    expect.repository.get_or_insert(repository);
+                    expect.tag.get_or_insert(tag);
+                    let path = dir.path().to_path_buf();
+                    _fetched = Some(dir);
+                    Some(path)
+                }
             };
             let mut report = match (from, paths.as_slice()) {
                 (Some(from), files) => {
@@ -649,5 +667,67 @@ fn trust_error(err: KeylessError) -> Error {
             "the trusted root could not be verified over TUF: {err}"
         )),
         _ => Error::Config(err.to_string()),
+    }
+}
+
+/// `--github OWNER/REPO@TAG`: the release's metadata for `files`, fetched into a fresh
+/// temporary directory (removed when dropped); the repository and tag become the expected ones.
+fn fetch_from_github(spec: &str, files: &[PathBuf]) -> Result<(TempDir, String, String), Error> {
+    use crate::github::{ClientConfig, Repo, Token};
+    let bad = || {
+        Error::Config(format!(
+            "--github `{spec}`: expected OWNER/REPO@TAG, e.g. rust-lang/cargo@v1.0.0"
+        ))
+    };
+    let (repository, tag) = spec.split_once('@').ok_or_else(bad)?;
+    let repo: Repo = repository.parse().map_err(|_| bad())?;
+    if tag.is_empty() {
+        return Err(bad());
+    }
+    let config = ClientConfig::from_env().map_err(|e| Error::Config(e.to_string()))?;
+    let token = match std::env::var("GITHUB_TOKEN") {
+        Ok(_) => Some(Token::from_env().map_err(|e| Error::Config(e.to_string()))?),
+        Err(_) => None,
+    };
+    let names: Vec<String> = files
+        .iter()
+        .filter_map(|f| f.file_name().and_then(|n| n.to_str()).map(str::to_string))
+        .collect();
+    let wanted: std::collections::BTreeSet<String> =
+        crate::layout::metadata_for(names.iter().map(String::as_str))
+            .into_iter()
+            .collect();
+    let dir = TempDir::new()?;
+    crate::github::fetch_release_assets(
+        &config.api_url,
+        &repo,
+        tag,
+        token.as_ref(),
+        &|name| wanted.contains(name),
+        dir.path(),
+    )
+    .map_err(|e| Error::Publish(e.to_string()))?;
+    Ok((dir, repo.to_string(), tag.to_string()))
+}
+
+/// A directory under the system's temporary directory, removed with what it holds when
+/// dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Result<TempDir, Error> {
+        let path = std::env::temp_dir().join(format!("xrelease-verify-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir(&path).map_err(Error::io("cannot create", &path))?;
+        Ok(TempDir(path))
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }

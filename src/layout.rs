@@ -211,6 +211,24 @@ pub fn metadata<'a>(
     out
 }
 
+/// What verifying `binaries` one at a time reads besides them: `SHA256SUMS` and its signature
+/// files, the provenance and its bundle, and each binary's SBOM, SBOM attestation and bundle
+/// (files of either signing mode; those absent are reported by the checks that need them).
+pub fn metadata_for<'a>(binaries: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut out: Vec<String> = [SUMS, SUMS_SIGNATURE, SUMS_CERTIFICATE, SUMS_BUNDLE]
+        .map(String::from)
+        .to_vec();
+    let binaries: Vec<&str> = binaries.into_iter().collect();
+    out.extend(binaries.iter().map(|b| sbom(b)));
+    for attestation in attestations(binaries) {
+        out.push(attestation.file);
+        out.push(attestation.bundle);
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// Files whose bytes the verifier parses (everything else is only hashed): a hint for reading,
 /// never a reason to trust a file.
 pub fn is_small(name: &str) -> bool {

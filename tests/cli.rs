@@ -2621,3 +2621,138 @@ fn verify_takes_one_directory_or_files_with_from() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("binaries with `--from DIR`"));
 }
+
+/// A fake GitHub serving `meta`'s files (edited by `edit` first) as release v1.0.0 of
+/// fixture/basic, published.
+fn github_with_release(
+    meta: &std::path::Path,
+    edit: impl FnOnce(&mut Vec<(String, Vec<u8>)>),
+) -> support::github_server::GitHubServer {
+    let server = support::github_server::GitHubServer::builder()
+        .repo("fixture", "basic")
+        .token("ghp_unused", true)
+        .public(true)
+        .start();
+    let mut assets: Vec<(String, Vec<u8>)> = std::fs::read_dir(meta)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| {
+            let name = p.file_name().unwrap().to_str().unwrap().to_string();
+            (name, std::fs::read(&p).unwrap())
+        })
+        .collect();
+    edit(&mut assets);
+    let refs: Vec<(&str, &[u8])> = assets
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_slice()))
+        .collect();
+    server.seed_release("fixture", "basic", "v1.0.0", false, &refs);
+    server
+}
+
+fn verify_github(
+    server: &support::github_server::GitHubServer,
+    file: &std::path::Path,
+    spec: &str,
+    key: &std::path::Path,
+) -> (i32, serde_json::Value, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_xrelease"))
+        .arg("verify")
+        .arg(file)
+        .args(["--github", spec])
+        .arg("--key")
+        .arg(key)
+        .arg("--json")
+        .env("GITHUB_API_URL", server.api_url())
+        .env_remove("GITHUB_TOKEN")
+        .output()
+        .unwrap();
+    let report = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    (
+        out.status.code().unwrap(),
+        report,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn one_binary_verifies_against_the_published_release_on_github() {
+    let (_s, meta, downloads, _) = one_file_setup();
+    let trusted = meta.parent().unwrap().join("trusted.pub");
+    std::fs::copy(meta.join("cosign.pub"), &trusted).unwrap();
+    let bin = downloads.join("app-1.0.0-linux-amd64");
+
+    // Anonymous reads of the public release: SHA256SUMS, its signature, the attestations.
+    let server = github_with_release(&meta, |_| {});
+    let (code, report, err) = verify_github(&server, &bin, "fixture/basic@v1.0.0", &trusted);
+    assert_eq!((code, failed(&report)), (0, Vec::<String>::new()), "{err}");
+    assert!(report["total"].as_u64().unwrap() >= 8);
+    let log = server.log();
+    assert!(log.iter().all(|e| e.method == "GET"), "{log:#?}");
+    assert!(
+        !log.iter().any(|e| e.path.contains("other-1.0.0")),
+        "only this binary's metadata is fetched: {log:#?}"
+    );
+    // The provenance must name the repository and tag asked for (`--github`'s by default).
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_xrelease"))
+        .arg("verify")
+        .arg(&bin)
+        .args([
+            "--github",
+            "fixture/basic@v1.0.0",
+            "--repo",
+            "fixture/other",
+            "--json",
+        ])
+        .arg("--key")
+        .arg(&trusted)
+        .env("GITHUB_API_URL", server.api_url())
+        .env_remove("GITHUB_TOKEN")
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        failed(&report)
+            .iter()
+            .any(|f| f.starts_with("provenance source: the provenance names")),
+        "{:?}",
+        failed(&report)
+    );
+
+    // Each tamper of what is fetched fails.
+    let server = github_with_release(&meta, |assets| {
+        let sums = assets.iter_mut().find(|(n, _)| n == "SHA256SUMS").unwrap();
+        sums.1[0] = if sums.1[0] == b'0' { b'1' } else { b'0' };
+    });
+    let (code, report, _) = verify_github(&server, &bin, "fixture/basic@v1.0.0", &trusted);
+    assert_eq!(code, 3);
+    assert!(
+        failed(&report)
+            .iter()
+            .any(|f| f.starts_with("signature SHA256SUMS.sig: the signature does not verify")),
+        "{:?}",
+        failed(&report)
+    );
+    let server = github_with_release(&meta, |assets| {
+        assets.retain(|(n, _)| n != "app-1.0.0-linux-amd64.cdx.intoto.jsonl")
+    });
+    let (code, report, _) = verify_github(&server, &bin, "fixture/basic@v1.0.0", &trusted);
+    assert_eq!(code, 3);
+    assert!(
+        failed(&report)
+            .iter()
+            .any(|f| f.starts_with("attestation app-1.0.0-linux-amd64.cdx.intoto.jsonl: ")),
+        "{:?}",
+        failed(&report)
+    );
+    let server = github_with_release(&meta, |_| {});
+    let (code, _, err) = verify_github(&server, &bin, "fixture/basic@v2.0.0", &trusted);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("no published release v2.0.0 on fixture/basic"),
+        "{err}"
+    );
+    let (code, _, err) = verify_github(&server, &bin, "fixture-basic", &trusted);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("expected OWNER/REPO@TAG"), "{err}");
+}

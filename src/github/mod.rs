@@ -23,6 +23,7 @@
 mod attestations;
 mod config;
 mod error;
+mod fetch;
 mod local;
 mod releases;
 mod transport;
@@ -43,6 +44,7 @@ use crate::secret::Secret;
 pub use attestations::{AttestationUpload, Stored, rehearse_attestations};
 pub use config::{ATTEMPTS_ENV, ClientConfig, RetryPolicy, TIMEOUT_ENV};
 pub use error::GithubError;
+pub use fetch::fetch_release_assets;
 pub use local::{PlannedRequest, rehearse};
 
 use local::prepare_local;

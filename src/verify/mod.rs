@@ -144,7 +144,7 @@ pub fn verify_files(paths: &[PathBuf], from: &Path, policy: &Policy, expect: &Ex
             }
         };
     // The binaries come from where the user has them; only their metadata from `from`.
-    let mut metadata: Vec<PathBuf> = vec![from.join(layout::SUMS)];
+    let mut names = Vec::new();
     for path in paths {
         let name = file_name(path);
         if !layout::is_binary(&name) || name.is_empty() {
@@ -155,23 +155,14 @@ pub fn verify_files(paths: &[PathBuf], from: &Path, policy: &Policy, expect: &Ex
             );
             continue;
         }
-        metadata.push(from.join(layout::sbom(&name)));
-        for attestation in layout::attestations([name.as_str()]) {
-            metadata.push(from.join(&attestation.file));
-            metadata.push(from.join(&attestation.bundle));
-        }
-        selected.insert(name.clone());
         selected.insert(layout::sbom(&name));
+        selected.insert(name.clone());
+        names.push(name);
     }
-    for name in [
-        layout::SUMS_SIGNATURE,
-        layout::SUMS_CERTIFICATE,
-        layout::SUMS_BUNDLE,
-    ] {
-        metadata.push(from.join(name));
-    }
-    metadata.sort();
-    metadata.dedup();
+    let metadata: Vec<PathBuf> = layout::metadata_for(names.iter().map(String::as_str))
+        .iter()
+        .map(|n| from.join(n))
+        .collect();
     // Absent optional files (a key release has no certificate) are simply not read; the checks
     // that need one say it is missing.
     let present: Vec<PathBuf> = metadata.into_iter().filter(|p| p.is_file()).collect();

@@ -336,3 +336,51 @@ fn a_repository_without_the_attestation_store_still_gets_its_release() {
     assert_eq!(posts, 1, "one refusal is enough to know");
     assert!(!server.releases("o", "r")[0].draft);
 }
+
+#[test]
+fn a_keyless_rehearsal_records_the_attestation_store_requests() {
+    let release = keyless_release();
+    let record: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(release.dist.join("publish-plan.json")).unwrap(),
+    )
+    .unwrap();
+    let requests = record["requests"].as_array().unwrap();
+    let store: Vec<&serde_json::Value> = requests
+        .iter()
+        .filter(|r| r["url"].as_str().unwrap().contains("/attestations"))
+        .collect();
+    // Each bundle: looked up by digest, then stored; all before the draft is created.
+    assert_eq!(store.len(), 2 * (1 + BINARIES.len()), "{store:#?}");
+    for pair in store.chunks(2) {
+        assert_eq!(pair[0]["method"], "GET");
+        assert!(
+            pair[0]["url"]
+                .as_str()
+                .unwrap()
+                .contains("/attestations/sha256:")
+        );
+        assert_eq!(pair[1]["method"], "POST");
+        assert!(
+            pair[1]["url"]
+                .as_str()
+                .unwrap()
+                .ends_with("/repos/fixture/basic/attestations")
+        );
+    }
+    let first_release = requests
+        .iter()
+        .position(|r| r["url"].as_str().unwrap().contains("/releases"))
+        .unwrap();
+    assert_eq!(first_release, store.len() + 1, "after the repository check");
+    // The release notes show gh's commands.
+    let body = requests
+        .iter()
+        .find(|r| r["method"] == "POST" && r["body"]["draft"] == true)
+        .unwrap()["body"]["body"]
+        .as_str()
+        .unwrap();
+    assert!(
+        body.contains("gh attestation verify BINARY --repo fixture/basic --predicate-type https://cyclonedx.org/bom"),
+        "{body}"
+    );
+}

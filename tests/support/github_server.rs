@@ -129,6 +129,7 @@ pub struct ServerBuilder {
     immutable: bool,
     hang: Duration,
     advertised_upload: Option<String>,
+    public: bool,
 }
 
 impl ServerBuilder {
@@ -171,6 +172,12 @@ impl ServerBuilder {
     /// listener (to test `GITHUB_UPLOAD_URL` overrides and refusals).
     pub fn advertise_upload_base(mut self, base: &str) -> Self {
         self.advertised_upload = Some(base.trim_end_matches('/').to_string());
+        self
+    }
+
+    /// Public repositories: reads without a token are answered (published releases only).
+    pub fn public(mut self, on: bool) -> Self {
+        self.public = on;
         self
     }
 
@@ -219,6 +226,8 @@ struct State {
     hang: Duration,
     /// What the attestation endpoints answer when the repository's plan lacks the feature.
     attestations_refused: Option<u16>,
+    /// Reads without a token are answered.
+    public: bool,
 }
 
 struct RepoState {
@@ -291,6 +300,7 @@ impl GitHubServer {
             immutable: false,
             hang: Duration::from_secs(2),
             advertised_upload: None,
+            public: false,
         }
     }
 
@@ -325,6 +335,7 @@ impl GitHubServer {
                 immutable: b.immutable,
                 hang: b.hang,
                 attestations_refused: None,
+                public: b.public,
             }),
             conns: Mutex::new(Conns::default()),
             stop: Condvar::new(),
@@ -751,7 +762,6 @@ fn serve_connection(shared: &Shared, stream: TcpStream, which: Listener) {
         {
             return;
         }
-        // Upload bodies are kept too (up to the same limit), so small assets can be downloaded.
         let Ok(body) = read_body(&mut reader, framing, true) else {
             return;
         };
@@ -885,6 +895,7 @@ impl Response {
 fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        302 => "Found",
         201 => "Created",
         204 => "No Content",
         400 => "Bad Request",
@@ -1165,9 +1176,13 @@ fn handle(
             .or_else(|| v.strip_prefix("token "))
             .map(str::trim)
     });
-    let push = match token.and_then(|t| st.tokens.get(t).copied()) {
-        Some(push) => push,
-        None => return Response::error(401, "Bad credentials"),
+    // Public repositories answer reads without a token, as GitHub does (the storage redirect
+    // target needs none either); a token it does not know is refused even for reads.
+    let push = match token.map(|t| st.tokens.get(t).copied()) {
+        Some(Some(push)) => push,
+        Some(None) => return Response::error(401, "Bad credentials"),
+        None if (st.public || which == Listener::Uploads) && head.method == "GET" => false,
+        None => return Response::error(401, "Requires authentication"),
     };
     // A client sent through a proxy (gh with `HTTP_PROXY`) names the absolute URL.
     let target = match head.target.strip_prefix("http://") {
@@ -1230,6 +1245,27 @@ fn handle(
             .map_err(|_| Response::error(400, "Problems parsing JSON"))
     };
 
+    if which == Listener::Uploads && method == "GET" {
+        // Where an asset download redirects to (GitHub's object storage): no token needed.
+        let ["releases", "assets", id, "content"] = rest.as_slice() else {
+            return Response::error(404, "Not Found");
+        };
+        let id = id.parse::<u64>().unwrap_or(0);
+        let asset = repo
+            .releases
+            .iter()
+            .filter(|r| !r.draft)
+            .flat_map(|r| &r.assets)
+            .find(|a| a.id == id);
+        return match asset.and_then(|a| a.content.clone()) {
+            Some(bytes) => Response {
+                status: 200,
+                headers: vec![("Content-Type".into(), "application/octet-stream".into())],
+                body: bytes,
+            },
+            None => Response::error(404, "Not Found"),
+        };
+    }
     if which == Listener::Uploads {
         // POST /repos/o/r/releases/{id}/assets?name=N[&label=L]
         let (["releases", id, "assets"], "POST") = (rest.as_slice(), method) else {
@@ -1416,22 +1452,23 @@ fn handle(
         }
         ("GET", ["releases", "assets", id]) => {
             let id = id.parse::<u64>().unwrap_or(0);
+            let download = head
+                .header("accept")
+                .is_some_and(|a| a.contains("application/octet-stream"));
             for r in repo.releases.iter().filter(|r| push || !r.draft) {
                 if let Some(a) = r.assets.iter().find(|a| a.id == id) {
-                    // `Accept: application/octet-stream` asks for the content. GitHub redirects
-                    // to its storage host; serving the bytes directly is the same to a client
-                    // that follows redirects.
-                    if head.header("accept") == Some("application/octet-stream") {
-                        let Some(content) = a.content.clone() else {
-                            return Response::error(501, "the test server keeps only small assets");
-                        };
+                    if download {
+                        // GitHub redirects a download to its object storage, another host.
                         return Response {
-                            status: 200,
+                            status: 302,
                             headers: vec![(
-                                "Content-Type".into(),
-                                "application/octet-stream".into(),
+                                "Location".into(),
+                                format!(
+                                    "{}/repos/{owner}/{repo_name}/releases/assets/{id}/content",
+                                    shared.upload_base
+                                ),
                             )],
-                            body: content,
+                            body: Vec::new(),
                         };
                     }
                     return Response::json(200, asset_json(&urls, r, a));
