@@ -188,6 +188,12 @@ pub fn plan(config: &Config, workspace: &Workspace, tag: &Tag) -> Result<Plan> {
                 ("package", package),
                 ("tag", &tag_text),
             ]) + target.exe_suffix;
+            if name.contains('/') {
+                return Err(Error::Plan(format!(
+                    "`{name}`: `{{tag}}` in `name-template` puts the tag's `/` into a file name; \
+                     use `{{package}}` and `{{version}}` instead"
+                )));
+            }
             artifacts.push(PlannedBinary {
                 name,
                 bin: bin.to_string(),
@@ -413,6 +419,13 @@ mod tests {
                 .to_string();
             assert!(err.contains(needle), "{tag}: {err}");
         }
+        let slash = config(
+            "[release]\ntag-template = \"{package}/v{version}\"\nname-template = \"{tag}-{bin}-{platform}\"\n",
+        );
+        let err = plan(&slash, &ws, &"other/v0.4.2".parse().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("into a file name"), "{err}");
         // A bare-version template releases the whole workspace.
         let bare = config("[release]\ntag-template = \"{version}\"\n");
         let p = plan(&bare, &sample(), &"1.0.0".parse().unwrap()).unwrap();
