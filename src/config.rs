@@ -28,6 +28,8 @@ struct Raw {
     sign: RawSign,
     #[serde(default)]
     github: RawGithub,
+    /// Absent: no container images. Present (even empty): one image per bin.
+    image: Option<crate::image::config::RawImage>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -144,6 +146,8 @@ pub struct Config {
     pub sbom_spec_version: String,
     pub sign: Sign,
     pub github_repository: Option<String>,
+    /// `[image]`: container images of the release's static binaries (None: off).
+    pub image: Option<crate::image::config::Image>,
 }
 
 impl Config {
@@ -349,7 +353,14 @@ fn resolve(raw: Raw, path: &Path, root: PathBuf) -> Result<Config> {
         check_repository(repo).map_err(|why| bad("github.repository", why))?;
     }
 
+    let image = raw
+        .image
+        .map(|raw| crate::image::config::resolve(raw, &targets, github_repository.as_deref()))
+        .transpose()
+        .map_err(|(key, why)| bad(&format!("image.{key}"), why))?;
+
     Ok(Config {
+        image,
         name_template,
         targets,
         bins: r.bins.unwrap_or_default(),

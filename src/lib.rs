@@ -11,6 +11,7 @@ pub mod doctor;
 pub mod error;
 pub mod git;
 pub mod github;
+pub mod image;
 pub mod init;
 pub mod manifest;
 pub mod notes;
@@ -30,6 +31,7 @@ pub mod stage {
     pub mod attest;
     pub mod build;
     pub mod checksums;
+    pub mod image;
     pub mod preflight;
     pub mod publish;
     pub mod sbom;
@@ -99,6 +101,7 @@ fn finish(
     );
     stage::sbom::run(dist, &ctx.workspace.metadata, &mut manifest)?; //  one CycloneDX SBOM per binary
     stage::checksums::run(dist, &mut manifest)?; //  SHA256SUMS over binaries and SBOMs
+    stage::image::run(ctx, &repository, &mut manifest)?; //  [image]: OCI layouts in oci/, IMAGES in SHA256SUMS
     stage::sign::run(dist, &mut manifest, signer)?; //  signature + bundle over SHA256SUMS
     stage::attest::run(
         dist,

@@ -28,6 +28,22 @@ pub struct Manifest {
     pub builds: Vec<BuildRecord>,
     /// Stage name → wall milliseconds of its last run.
     pub timings: BTreeMap<String, u64>,
+    /// The release's container images (`[image]`), as `IMAGES` lists them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<ImageRecord>,
+}
+
+/// One container image of the release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageRecord {
+    pub bin: String,
+    /// `repository:tag@sha256:<index digest>`.
+    pub reference: String,
+    /// Binary artifact name → digest of the platform manifest whose layer holds it.
+    pub platforms: BTreeMap<String, String>,
+    /// Whether a real release pushed it (with its referrers).
+    pub pushed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,6 +74,8 @@ pub enum Kind {
     Provenance,
     SbomAttestation,
     PublicKey,
+    /// `IMAGES`: the release's container images (src/image/).
+    Images,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -220,6 +238,7 @@ mod tests {
                 }],
             }],
             timings: BTreeMap::from([("build".into(), 1234)]),
+            images: vec![],
         }
     }
 

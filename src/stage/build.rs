@@ -42,6 +42,7 @@ pub fn run(ctx: &Context) -> Result<Manifest> {
         artifacts: Vec::new(),
         builds: Vec::new(),
         timings: BTreeMap::new(),
+        images: Vec::new(),
     };
 
     for target in ctx.plan.targets(&ctx.config) {

@@ -26,7 +26,7 @@ pub(super) fn check(
 ) {
     let binaries: BTreeMap<&str, &str> = listed
         .iter()
-        .filter(|(n, _)| !n.ends_with(".cdx.json"))
+        .filter(|(n, _)| super::is_binary_name(n))
         .map(|(n, d)| (n.as_str(), d.as_str()))
         .collect();
     check_provenance(checks, policy, files, &binaries, expect);

@@ -17,6 +17,7 @@ use crate::signing::trusted_root::TrustedRoot;
 use crate::stage::checksums;
 
 mod attestations;
+mod images;
 mod keyless;
 
 /// Who must have signed the release.
@@ -98,7 +99,7 @@ pub fn is_metadata_file(name: &str) -> bool {
 /// Small files whose bytes the checks parse; everything else is only hashed.
 fn keep_bytes(path: &Path) -> bool {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    is_metadata_file(name) || name.ends_with(".cdx.json")
+    is_metadata_file(name) || name.ends_with(".cdx.json") || name == crate::image::IMAGES_FILE
 }
 
 pub(crate) struct Checks(Vec<Check>);
@@ -126,6 +127,7 @@ impl Checks {
 pub fn verify(dir: &Path, policy: &Policy, expect: &Expect) -> Report {
     let (mut checks, files, digests) = read(dir);
     let sums = check_sums(&mut checks, &files, &digests);
+    images::check(&mut checks, dir, &files, &sums);
     check_signature(&mut checks, policy, &files);
     check_sboms(&mut checks, &files, &digests, &sums);
     attestations::check(&mut checks, policy, &files, &sums, expect);
@@ -138,8 +140,20 @@ pub fn verify(dir: &Path, policy: &Policy, expect: &Expect) -> Report {
 pub fn verify_unsigned(dir: &Path) -> Report {
     let (mut checks, files, digests) = read(dir);
     let sums = check_sums(&mut checks, &files, &digests);
+    images::check(&mut checks, dir, &files, &sums);
     check_sboms(&mut checks, &files, &digests, &sums);
     finish(dir, checks, digests)
+}
+
+/// A name SHA256SUMS lists that is a binary (not an SBOM, not the `IMAGES` list).
+pub(crate) fn is_binary_name(name: &str) -> bool {
+    !name.ends_with(".cdx.json") && name != crate::image::IMAGES_FILE
+}
+
+/// `oci/`, the images' layouts: the one directory a release holds (checked by `images`).
+fn is_image_dir(dir: &Path, name: &str) -> bool {
+    name == crate::image::OCI_DIR
+        && std::fs::symlink_metadata(dir.join(name)).is_ok_and(|m| m.is_dir())
 }
 
 type Read = (
@@ -157,7 +171,7 @@ fn read(dir: &Path) -> Read {
     match list_dir(dir) {
         Err(why) => checks.add("read", dir.display().to_string(), Err(why)),
         Ok((paths, oddities)) => {
-            for odd in oddities {
+            for odd in oddities.into_iter().filter(|o| !is_image_dir(dir, o)) {
                 checks.add(
                     "complete",
                     odd.clone(),
@@ -392,10 +406,7 @@ fn check_sboms(
     digests: &BTreeMap<String, String>,
     listed: &BTreeMap<String, String>,
 ) {
-    let binaries: BTreeSet<&String> = listed
-        .keys()
-        .filter(|n| !n.ends_with(".cdx.json"))
-        .collect();
+    let binaries: BTreeSet<&String> = listed.keys().filter(|n| is_binary_name(n)).collect();
     for binary in &binaries {
         let sbom_name = crate::stage::sbom::file_name(binary);
         if !files.contains_key(&sbom_name) {
