@@ -117,9 +117,12 @@ fn finish(
 fn publish(
     ctx: &Context,
     verified: &Verified,
-    signer: &Signer,
+    signer: &mut Signer,
     publisher: &mut Publisher,
 ) -> Result<Report> {
+    if ctx.mode == Mode::Real {
+        stage::image::push(verified, signer, &ctx.ui)?; //  [image]: the verified layouts to their registry
+    }
     let published = stage::publish::run(ctx, verified, &signer.policy(), publisher)?;
     Ok(Report {
         manifest: verified.manifest().clone(),

@@ -33,7 +33,8 @@ pub struct Manifest {
     pub images: Vec<ImageRecord>,
 }
 
-/// One container image of the release.
+/// One container image of the release (a real release pushes it before publishing, so a
+/// published manifest's images are in their registry).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImageRecord {
@@ -42,8 +43,6 @@ pub struct ImageRecord {
     pub reference: String,
     /// Binary artifact name → digest of the platform manifest whose layer holds it.
     pub platforms: BTreeMap<String, String>,
-    /// Whether a real release pushed it (with its referrers).
-    pub pushed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,6 +6,8 @@
 
 pub mod config;
 pub mod layout;
+pub mod referrers;
+pub mod registry;
 
 /// The signed list of the release's images.
 pub const IMAGES_FILE: &str = "IMAGES";

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::image::config::{Image, oci_platform};
+use crate::image::registry::{Pushed, Registry, RegistryError};
 use crate::image::{self, Entry, IMAGES_FILE, OCI_DIR, layout};
 use crate::manifest::{Artifact, ImageRecord, Kind, Manifest};
 
@@ -105,7 +106,6 @@ pub fn assemble(dist: &Path, manifest: &mut Manifest, inputs: &Inputs<'_>) -> Re
                 .zip(&names)
                 .map(|(p, name)| (name.clone(), p.manifest.digest()))
                 .collect(),
-            pushed: false,
         });
         entries.push(entry);
     }
@@ -221,4 +221,165 @@ fn labels(
         set("licenses", license);
     }
     labels
+}
+
+/// After the gate, before the GitHub Release: pushes every image `IMAGES` lists, exactly the
+/// verified layouts, tagged with the version. An existing tag at another digest stops the
+/// release (nothing is published); one at the same digest is kept, so a re-run sends nothing.
+pub fn push(
+    verified: &crate::stage::verify::Verified,
+    signer: &mut crate::signing::Signer,
+    ui: &crate::ui::Ui,
+) -> Result<()> {
+    let dist = verified.dist();
+    let path = dist.join(IMAGES_FILE);
+    if !path.exists() {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(&path).map_err(Error::io("cannot read", &path))?;
+    let entries = image::parse(&text).map_err(Error::Manifest)?;
+    for entry in &entries {
+        let (built, _) = layout::read(&dist.join(OCI_DIR).join(&entry.bin))
+            .map_err(|why| Error::Manifest(format!("oci/{}: {why}", entry.bin)))?;
+        if built.index.digest() != entry.digest {
+            return Err(Error::Verification(format!(
+                "oci/{} is {}, IMAGES lists {}",
+                entry.bin,
+                built.index.digest(),
+                entry.digest
+            )));
+        }
+        let registry = Registry::for_repository(&entry.repository).map_err(publish_error)?;
+        let pushed = registry
+            .push_image(&entry.repository, &entry.tag, &built)
+            .map_err(publish_error)?;
+        ui.info(match pushed {
+            Pushed::Created => format!("pushed {}", entry.reference()),
+            Pushed::Kept => format!("{} is already in the registry: kept", entry.reference()),
+        });
+        let record = verified
+            .manifest()
+            .images
+            .iter()
+            .find(|r| r.bin == entry.bin)
+            .ok_or_else(|| {
+                Error::Manifest(format!("the manifest records no image of {}", entry.bin))
+            })?;
+        attach(&registry, entry, &built, record, dist, signer, ui)?;
+    }
+    Ok(())
+}
+
+/// Signs and attaches the image's referrers (cosign v3 layout) unless a previous run did: the
+/// sign statement and the provenance on the index, an SBOM attestation on each platform manifest.
+fn attach(
+    registry: &Registry,
+    entry: &Entry,
+    built: &layout::Image,
+    record: &crate::manifest::ImageRecord,
+    dist: &Path,
+    signer: &mut crate::signing::Signer,
+    ui: &crate::ui::Ui,
+) -> Result<()> {
+    use crate::image::referrers::{self, PREDICATE_ANNOTATION};
+    let repo = &entry.repository;
+    let api = registry
+        .has_referrers_api(repo, &entry.digest)
+        .map_err(publish_error)?;
+    let predicates = |subject: &str| -> Result<Vec<String>> {
+        Ok(registry
+            .referrers(repo, subject, api)
+            .map_err(publish_error)?
+            .iter()
+            .filter_map(|m| {
+                m["annotations"][PREDICATE_ANNOTATION]
+                    .as_str()
+                    .map(String::from)
+            })
+            .collect())
+    };
+    let on_index = predicates(&entry.digest)?;
+    let mut complete = [referrers::SIGN_PREDICATE, referrers::PROVENANCE_PREDICATE]
+        .iter()
+        .all(|p| on_index.iter().any(|have| have == p));
+    for p in &built.platforms {
+        complete = complete
+            && predicates(&p.manifest.digest())?
+                .iter()
+                .any(|have| have == referrers::SBOM_PREDICATE);
+    }
+    if complete {
+        ui.info(format!(
+            "{}: signature and attestations already attached",
+            entry.reference()
+        ));
+        return Ok(());
+    }
+    let provenance = provenance_predicate(dist)?;
+    let mut sboms = Vec::new();
+    for p in &built.platforms {
+        let digest = p.manifest.digest();
+        let binary = record
+            .platforms
+            .iter()
+            .find(|(_, d)| **d == digest)
+            .map(|(name, _)| name)
+            .ok_or_else(|| Error::Manifest(format!("the manifest names no binary for {digest}")))?;
+        let path = dist.join(crate::stage::sbom::file_name(binary));
+        let text = std::fs::read(&path).map_err(Error::io("cannot read the SBOM", &path))?;
+        sboms.push(
+            serde_json::from_slice(&text)
+                .map_err(|e| Error::Manifest(format!("{}: not JSON: {e}", path.display())))?,
+        );
+    }
+    // Every statement is signed before the first is sent: one that cannot be signed must not
+    // leave the others attached.
+    let mut signed = Vec::new();
+    for st in referrers::statements(repo, built, &provenance, &sboms) {
+        let payload = layout::canonical_json(&st.statement);
+        let (_, bundle) = signer.sign_dsse("application/vnd.in-toto+json", &payload)?;
+        let bundle = bundle.to_json().map_err(|e| Error::Sign(e.to_string()))?;
+        signed.push((
+            st.subject.digest().to_string(),
+            referrers::referrer(&st.subject, bundle.as_bytes(), st.predicate_type),
+        ));
+    }
+    for (subject, referrer) in &signed {
+        registry
+            .push_referrer(repo, subject, referrer, api)
+            .map_err(publish_error)?;
+    }
+    ui.info(format!(
+        "{}: {} referrers attached{}",
+        entry.reference(),
+        signed.len(),
+        if api {
+            ""
+        } else {
+            " (and the fallback sha256-<hex> index)"
+        }
+    ));
+    Ok(())
+}
+
+/// The release's verified SLSA provenance predicate, re-stated for the images.
+fn provenance_predicate(dist: &Path) -> Result<serde_json::Value> {
+    use base64::Engine as _;
+    let path = dist.join(crate::stage::attest::PROVENANCE_FILE);
+    let text = std::fs::read_to_string(&path).map_err(Error::io("cannot read", &path))?;
+    let bad = |why: String| Error::Manifest(format!("{}: {why}", path.display()));
+    let envelope: serde_json::Value = serde_json::from_str(text.lines().next().unwrap_or(""))
+        .map_err(|e| bad(format!("not a DSSE envelope: {e}")))?;
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(envelope["payload"].as_str().unwrap_or(""))
+        .map_err(|e| bad(format!("payload is not base64: {e}")))?;
+    let statement: serde_json::Value =
+        serde_json::from_slice(&payload).map_err(|e| bad(format!("payload is not JSON: {e}")))?;
+    Ok(statement["predicate"].clone())
+}
+
+fn publish_error(e: RegistryError) -> Error {
+    Error::Publish(format!(
+        "{e}\nNo GitHub Release was created; fix this and re-run: images already pushed are kept"
+    ))
 }

@@ -2,6 +2,8 @@
 //! `[image]` on, its OCI layouts read back from disk, and the verifier's image checks tampered
 //! with one at a time.
 
+mod registry;
+
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -26,8 +28,14 @@ runner = "qemu-aarch64-static -L /usr/aarch64-linux-gnu"
 repository = "fixture/basic"
 
 [image]
+repository = "REGISTRY/fixture/basic"
 labels = { "org.example.team" = "release" }
 "#;
+
+/// The config, its images going to the test registry.
+pub fn config_text() -> String {
+    CONFIG.replace("REGISTRY", &registry::registry().host)
+}
 
 pub struct ImageRelease {
     pub fixture: Fixture,
@@ -48,7 +56,7 @@ pub fn image_release() -> &'static ImageRelease {
     RELEASE.get_or_init(|| {
         let fixture = Fixture::new("basic");
         let config_dir = tempfile::tempdir().unwrap();
-        let config = fixture.config_outside(config_dir.path(), CONFIG);
+        let config = fixture.config_outside(config_dir.path(), &config_text());
         let outcome = fixture
             .xrelease(&["release", "v1.0.0", "--dry-run", "--quiet"])
             .run_with_config(&config);
@@ -85,9 +93,10 @@ fn each_bin_gets_a_two_platform_image_whose_layers_hold_the_released_bytes() {
     let bins: Vec<&str> = entries.iter().map(|e| e.bin.as_str()).collect();
     assert_eq!(bins, ["app", "app-tool", "other"]);
     for entry in &entries {
+        let host = &registry::registry().host;
         assert_eq!(
             entry.repository,
-            format!("ghcr.io/fixture/basic/{}", entry.bin)
+            format!("{host}/fixture/basic/{}", entry.bin)
         );
         assert_eq!(entry.tag, "1.0.0");
         let (image, ref_name) = layout::read(&dist.join("oci").join(&entry.bin)).unwrap();
@@ -137,10 +146,8 @@ fn each_bin_gets_a_two_platform_image_whose_layers_hold_the_released_bytes() {
         serde_json::from_str(&std::fs::read_to_string(dist.join("manifest.json")).unwrap())
             .unwrap();
     assert_eq!(manifest["images"].as_array().unwrap().len(), 3);
-    assert_eq!(
-        manifest["images"][0]["pushed"], false,
-        "a rehearsal pushes nothing"
-    );
+    let reference = manifest["images"][0]["reference"].as_str().unwrap();
+    assert_eq!(reference, entries[0].reference());
 }
 
 #[test]
@@ -299,4 +306,313 @@ fn tamper_images_removed_leaves_oci_unaccounted_for() {
         failures.iter().any(|f| f.starts_with("checksum IMAGES")),
         "{failures:?}"
     );
+}
+
+const TOKEN: &str = "ghp_xreleaseImages_secretTOKEN_0123456789";
+const PASSWORD: &str = "image-Key-pa55-never-printed";
+
+/// A key-signed real release of the image fixture into `dist`, publishing to `server`.
+fn real_run(
+    release: &ImageRelease,
+    keys: &Path,
+    server: &crate::support::github_server::GitHubServer,
+    dist: &Path,
+    docker_config: &Path,
+) -> Outcome {
+    let text = config_text() + "\n[sign]\nmode = \"key\"\nkey = \"cosign.key\"\n";
+    let config = release.fixture.config_outside(keys, &text);
+    release
+        .fixture
+        .xrelease(&["release", "v1.0.0", "--dist", dist.to_str().unwrap()])
+        .env("COSIGN_PASSWORD", PASSWORD)
+        .env("GITHUB_TOKEN", TOKEN)
+        .env("GITHUB_API_URL", &server.api_url())
+        .env("GITHUB_REPOSITORY", "fixture/basic")
+        .env("DOCKER_CONFIG", docker_config.to_str().unwrap())
+        .run_with_config(&config)
+}
+
+fn github() -> crate::support::github_server::GitHubServer {
+    crate::support::github_server::GitHubServer::builder()
+        .repo("fixture", "basic")
+        .token(TOKEN, true)
+        .immutable(true)
+        .start()
+}
+
+/// What the registry serves for `reference`: (bytes, digest), or None.
+fn pull(reference: &str) -> Option<(Vec<u8>, String)> {
+    let reg = registry::registry();
+    let client = reg.client();
+    let r: oci_client::Reference = reference.parse().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(client.pull_manifest_raw(
+        &r,
+        &reg.auth(),
+        &[
+            "application/vnd.oci.image.index.v1+json",
+            "application/vnd.oci.image.manifest.v1+json",
+        ],
+    ))
+    .ok()
+    .map(|(b, d)| (b.to_vec(), d))
+}
+
+fn pull_blob(repository: &str, digest: &str) -> Vec<u8> {
+    let reg = registry::registry();
+    let client = reg.client();
+    let r: oci_client::Reference = format!("{repository}@{digest}").parse().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut out = Vec::new();
+    rt.block_on(async {
+        client
+            .auth(&r, &reg.auth(), oci_client::RegistryOperation::Pull)
+            .await
+            .unwrap();
+        client.pull_blob(&r, digest, &mut out).await.unwrap();
+    });
+    out
+}
+
+#[test]
+fn a_real_release_pushes_the_images_and_a_rerun_pushes_nothing_new() {
+    let release = image_release();
+    release.outcome.success();
+    release.fixture.git(&["tag", "-f", "v1.0.0"]);
+    let reg = registry::registry();
+    let keys = tempfile::tempdir().unwrap();
+    xrelease::signing::key::keygen(
+        &keys.path().join("cosign"),
+        &xrelease::secret::Password::from(PASSWORD),
+    )
+    .unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+
+    // Without credentials the registry refuses the push, and nothing is published.
+    let server = github();
+    let anonymous = scratch.path().join("no-docker-config");
+    std::fs::create_dir_all(&anonymous).unwrap();
+    let refused = real_run(
+        release,
+        keys.path(),
+        &server,
+        &scratch.path().join("d0"),
+        &anonymous,
+    );
+    refused.code(1).stderr_has("refused the credentials");
+    assert!(server.releases("fixture", "basic").is_empty());
+
+    let dist = scratch.path().join("d1");
+    let out = real_run(release, keys.path(), &server, &dist, &reg.docker_config());
+    out.success();
+    crate::assert_never_leaked(reg.password(), &[&out, &refused], &[&dist]);
+    assert!(!server.releases("fixture", "basic")[0].draft);
+    let sums = sums(&dist);
+    for entry in images(&dist) {
+        let (index, digest) = pull(&format!("{}:{}", entry.repository, entry.tag)).unwrap();
+        assert_eq!(digest, entry.digest);
+        let index: oci_spec::image::ImageIndex = serde_json::from_slice(&index).unwrap();
+        assert_eq!(index.manifests().len(), 2);
+        for (descriptor, platform) in index.manifests().iter().zip(["amd64-musl", "arm64-musl"]) {
+            let (bytes, _) =
+                pull(&format!("{}@{}", entry.repository, descriptor.digest())).unwrap();
+            let manifest: oci_spec::image::ImageManifest = serde_json::from_slice(&bytes).unwrap();
+            let config = pull_blob(&entry.repository, manifest.config().digest().as_ref());
+            let config: oci_spec::image::ImageConfiguration =
+                serde_json::from_slice(&config).unwrap();
+            let layer_digest = manifest.layers()[0].digest().to_string();
+            assert_eq!(
+                config.rootfs().diff_ids(),
+                std::slice::from_ref(&layer_digest)
+            );
+            let layer = pull_blob(&entry.repository, &layer_digest);
+            let (_, binary) = layout::layer_file(&layer).unwrap();
+            let name = format!("{}-1.0.0-linux-{platform}", entry.bin);
+            assert_eq!(crate::sha256_hex(&binary), sums[&name], "{name}");
+        }
+    }
+
+    check_referrers(&dist, &keys.path().join("cosign.pub"));
+
+    // The same commit again (a fresh GitHub, a fresh build): the same digests, every tag kept.
+    let again = real_run(
+        release,
+        keys.path(),
+        &github(),
+        &scratch.path().join("d2"),
+        &reg.docker_config(),
+    );
+    again.success();
+    assert_eq!(images(&scratch.path().join("d2")), images(&dist));
+    assert_eq!(
+        again
+            .stderr()
+            .matches("is already in the registry: kept")
+            .count(),
+        3,
+        "{}",
+        again.stderr()
+    );
+    assert_eq!(
+        again
+            .stderr()
+            .matches("signature and attestations already attached")
+            .count(),
+        3,
+        "{}",
+        again.stderr()
+    );
+
+    // A tag moved to another index is refused: the release stops before GitHub.
+    let app = &images(&dist)[0];
+    let other = &images(&dist)[2];
+    let (index, _) = pull(&format!("{}@{}", app.repository, app.digest)).unwrap();
+    // Everything app's index needs, copied into other's repository, then other's tag moved.
+    let mut blobs = Vec::new();
+    let mut manifests = Vec::new();
+    for d in serde_json::from_slice::<oci_spec::image::ImageIndex>(&index)
+        .unwrap()
+        .manifests()
+    {
+        let (bytes, _) = pull(&format!("{}@{}", app.repository, d.digest())).unwrap();
+        let m: oci_spec::image::ImageManifest = serde_json::from_slice(&bytes).unwrap();
+        for blob in std::iter::once(m.config()).chain(m.layers()) {
+            let digest = blob.digest().to_string();
+            blobs.push((pull_blob(&app.repository, &digest), digest));
+        }
+        manifests.push((bytes, d.digest().to_string()));
+    }
+    let client = reg.client();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let at =
+        |r: &str| -> oci_client::Reference { format!("{}{r}", other.repository).parse().unwrap() };
+    let moved = at(&format!(":{}", other.tag));
+    rt.block_on(async {
+        client
+            .auth(&moved, &reg.auth(), oci_client::RegistryOperation::Push)
+            .await
+            .unwrap();
+        for (data, digest) in blobs {
+            client
+                .push_blob(&at(&format!("@{digest}")), data, &digest)
+                .await
+                .unwrap();
+        }
+        let manifest_type =
+            http::HeaderValue::from_static("application/vnd.oci.image.manifest.v1+json");
+        for (bytes, digest) in manifests {
+            client
+                .push_manifest_raw(&at(&format!("@{digest}")), bytes, manifest_type.clone())
+                .await
+                .unwrap();
+        }
+        let index_type = http::HeaderValue::from_static("application/vnd.oci.image.index.v1+json");
+        client
+            .push_manifest_raw(&moved, index.clone(), index_type)
+            .await
+            .unwrap();
+    });
+    assert_eq!(
+        pull(&format!("{}:{}", other.repository, other.tag))
+            .unwrap()
+            .1,
+        app.digest
+    );
+    let server = github();
+    let refused = real_run(
+        release,
+        keys.path(),
+        &server,
+        &scratch.path().join("d3"),
+        &reg.docker_config(),
+    );
+    refused
+        .code(1)
+        .stderr_has("already points at")
+        .stderr_has("not moved");
+    assert!(server.releases("fixture", "basic").is_empty());
+}
+
+/// Every image's referrers, as cosign v3 lays them out, kept in the fallback index (distribution
+/// 2.8 has no referrers API): the sign statement and the provenance on the index, an SBOM
+/// attestation on each platform manifest, each a bundle the release's key verifies.
+fn check_referrers(dist: &Path, public: &Path) {
+    use serde_json::Value;
+    use xrelease::image::referrers::*;
+    let key = xrelease::signing::key::PublicKey::read(public).unwrap();
+    for entry in images(dist) {
+        let (index, _) = pull(&format!("{}:{}", entry.repository, entry.tag)).unwrap();
+        let index: oci_spec::image::ImageIndex = serde_json::from_slice(&index).unwrap();
+        let mut subjects = vec![entry.digest.clone()];
+        subjects.extend(index.manifests().iter().map(|d| d.digest().to_string()));
+        for subject in &subjects {
+            let tag = format!("{}:{}", entry.repository, subject.replace(':', "-"));
+            let (fallback, _) = pull(&tag).unwrap_or_else(|| panic!("no fallback index {tag}"));
+            let fallback: Value = serde_json::from_slice(&fallback).unwrap();
+            let listed = fallback["manifests"].as_array().unwrap();
+            let mut types: Vec<&str> = listed
+                .iter()
+                .map(|m| m["annotations"][PREDICATE_ANNOTATION].as_str().unwrap())
+                .collect();
+            types.sort();
+            let expected = if *subject == entry.digest {
+                vec![SIGN_PREDICATE, PROVENANCE_PREDICATE]
+            } else {
+                vec![SBOM_PREDICATE]
+            };
+            assert_eq!(types, expected, "{tag}");
+            for listing in listed {
+                assert_eq!(listing["artifactType"], BUNDLE_TYPE);
+                let digest = listing["digest"].as_str().unwrap();
+                let (bytes, _) = pull(&format!("{}@{digest}", entry.repository)).unwrap();
+                let m: Value = serde_json::from_slice(&bytes).unwrap();
+                assert_eq!(m["artifactType"], BUNDLE_TYPE);
+                assert_eq!(m["config"]["mediaType"], EMPTY_TYPE);
+                assert_eq!(m["config"]["size"], 2);
+                assert_eq!(m["layers"].as_array().unwrap().len(), 1);
+                assert_eq!(m["layers"][0]["mediaType"], BUNDLE_TYPE);
+                assert_eq!(m["subject"]["digest"], subject.as_str());
+                assert_eq!(m["annotations"][CONTENT_ANNOTATION], "dsse-envelope");
+                let predicate_type = m["annotations"][PREDICATE_ANNOTATION].as_str().unwrap();
+                let bundle = pull_blob(
+                    &entry.repository,
+                    m["layers"][0]["digest"].as_str().unwrap(),
+                );
+                let bundle = xrelease::signing::bundle::Bundle::from_json(
+                    std::str::from_utf8(&bundle).unwrap(),
+                )
+                .unwrap();
+                let statement: Value =
+                    serde_json::from_slice(&bundle.verify_dsse(&key).unwrap()).unwrap();
+                assert_eq!(statement["predicateType"], predicate_type);
+                let named: Vec<String> = statement["subject"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|s| format!("sha256:{}", s["digest"]["sha256"].as_str().unwrap()))
+                    .collect();
+                if predicate_type == PROVENANCE_PREDICATE {
+                    assert_eq!(
+                        named, subjects,
+                        "provenance names the index and every platform"
+                    );
+                    assert_eq!(
+                        statement["predicate"]["buildDefinition"]["externalParameters"]["tag"],
+                        "v1.0.0"
+                    );
+                } else {
+                    assert_eq!(named, std::slice::from_ref(subject));
+                }
+            }
+        }
+    }
 }
