@@ -16,7 +16,10 @@ use crate::signing::key::PublicKey;
 use crate::signing::trusted_root::TrustedRoot;
 use crate::stage::checksums;
 
+pub use image::verify_image;
+
 mod attestations;
+mod image;
 mod images;
 mod keyless;
 

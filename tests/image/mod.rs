@@ -440,6 +440,24 @@ fn a_real_release_pushes_the_images_and_a_rerun_pushes_nothing_new() {
 
     check_referrers(&dist, &keys.path().join("cosign.pub"));
 
+    // verify-image: the good images pass; another key, an unreachable registry do not.
+    let public = keys.path().join("cosign.pub");
+    for entry in images(&dist) {
+        let tagged = format!("{}:{}", entry.repository, entry.tag);
+        verify_image(release, &tagged, &public)
+            .success()
+            .stdout_has("checks passed");
+    }
+    let app = format!("{}:1.0.0", images(&dist)[0].repository);
+    let (_other_key, other_pub) = crate::other_key(scratch.path());
+    verify_image(release, &app, &other_pub)
+        .code(3)
+        .stdout_has("[FAIL] signature");
+    verify_image(release, "127.0.0.1:1/fixture/basic/app:1.0.0", &public)
+        .code(2)
+        .stderr_has("unreachable");
+    tamper_cases(&dist, keys.path());
+
     // The same commit again (a fresh GitHub, a fresh build): the same digests, every tag kept.
     let again = real_run(
         release,
@@ -539,6 +557,13 @@ fn a_real_release_pushes_the_images_and_a_rerun_pushes_nothing_new() {
         .code(1)
         .stderr_has("already points at")
         .stderr_has("not moved");
+    verify_image(
+        release,
+        &format!("{}:{}", other.repository, other.tag),
+        &public,
+    )
+    .code(3)
+    .stdout_has("[FAIL] signature");
     assert!(server.releases("fixture", "basic").is_empty());
 }
 
@@ -615,4 +640,216 @@ fn check_referrers(dist: &Path, public: &Path) {
             }
         }
     }
+}
+
+fn verify_image(release: &ImageRelease, reference: &str, key: &Path) -> Outcome {
+    release
+        .fixture
+        .xrelease(&["verify-image", reference, "--key", key.to_str().unwrap()])
+        .env(
+            "DOCKER_CONFIG",
+            registry::registry().docker_config().to_str().unwrap(),
+        )
+        .run()
+}
+
+/// Pushes raw bytes to the test registry: a blob (`media_type` None) or a manifest.
+fn put(repository: &str, reference: &str, bytes: &[u8], media_type: Option<&str>) {
+    let reg = registry::registry();
+    let client = reg.client();
+    let r: oci_client::Reference = format!("{repository}{reference}").parse().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        client
+            .auth(&r, &reg.auth(), oci_client::RegistryOperation::Push)
+            .await
+            .unwrap();
+        match media_type {
+            None => {
+                let digest = reference.trim_start_matches('@');
+                client.push_blob(&r, bytes.to_vec(), digest).await.unwrap();
+            }
+            Some(t) => {
+                client
+                    .push_manifest_raw(&r, bytes.to_vec(), http::HeaderValue::from_str(t).unwrap())
+                    .await
+                    .unwrap();
+            }
+        }
+    });
+}
+
+/// Pushes `image` as `repository:1.0.0` and attaches `statements`, signed with the release's
+/// key, each hung on `hang_on(statement)` (its true subject unless a case forges another).
+fn push_signed(
+    repository: &str,
+    image: &layout::Image,
+    signed: &[xrelease::image::referrers::Statement],
+    keys: &Path,
+    hang_on: impl Fn(&xrelease::image::referrers::Statement) -> oci_spec::image::Descriptor,
+) {
+    use xrelease::image::referrers::*;
+    const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+    const INDEX: &str = "application/vnd.oci.image.index.v1+json";
+    for p in &image.platforms {
+        for blob in [&p.layer, &p.config] {
+            put(
+                repository,
+                &format!("@{}", blob.digest()),
+                &blob.bytes,
+                None,
+            );
+        }
+        put(
+            repository,
+            &format!("@{}", p.manifest.digest()),
+            &p.manifest.bytes,
+            Some(MANIFEST),
+        );
+    }
+    put(repository, ":1.0.0", &image.index.bytes, Some(INDEX));
+    let key = xrelease::signing::key::PrivateKey::read_encrypted(
+        &keys.join("cosign.key"),
+        &xrelease::secret::Password::from(PASSWORD),
+    )
+    .unwrap();
+    let mut fallbacks: std::collections::BTreeMap<String, Vec<u8>> = Default::default();
+    for st in signed {
+        let payload = layout::canonical_json(&st.statement);
+        let envelope = xrelease::signing::dsse::Envelope::sign(
+            "application/vnd.in-toto+json",
+            &payload,
+            &key,
+            "",
+        );
+        let bundle = xrelease::signing::bundle::Bundle::for_dsse(envelope, &key.public_key())
+            .to_json()
+            .unwrap();
+        let r = referrer(&hang_on(st), bundle.as_bytes(), st.predicate_type);
+        let empty = empty_config();
+        put(
+            repository,
+            &format!("@{}", empty.digest()),
+            &empty.bytes,
+            None,
+        );
+        put(
+            repository,
+            &format!("@{}", r.bundle.digest()),
+            &r.bundle.bytes,
+            None,
+        );
+        put(
+            repository,
+            &format!("@{}", r.manifest.digest()),
+            &r.manifest.bytes,
+            Some(MANIFEST),
+        );
+        // Listed under the statement's true subject, wherever its manifest points.
+        let subject = st.subject.digest().to_string();
+        let existing = fallbacks.get(&subject).cloned();
+        let updated = fallback_index(existing.as_deref(), listing(&r)).unwrap();
+        fallbacks.insert(subject, updated);
+    }
+    for (subject, index) in fallbacks {
+        put(
+            repository,
+            &format!(":{}", fallback_tag(&subject)),
+            &index,
+            Some(INDEX),
+        );
+    }
+}
+
+/// Images signed by the release's own key, each wrong in exactly one way: verify-image refuses
+/// each, naming the check.
+fn tamper_cases(dist: &Path, keys: &Path) {
+    use xrelease::image::referrers::*;
+    let release = image_release();
+    let public = keys.join("cosign.pub");
+    let host = &registry::registry().host;
+    let (genuine, _) = layout::read(&dist.join("oci/app")).unwrap();
+    let provenance = {
+        use base64::Engine as _;
+        let text = std::fs::read_to_string(dist.join("provenance.intoto.jsonl")).unwrap();
+        let envelope: serde_json::Value =
+            serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        let payload = base64::engine::general_purpose::STANDARD
+            .decode(envelope["payload"].as_str().unwrap())
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&payload).unwrap()["predicate"].clone()
+    };
+    let sboms: Vec<serde_json::Value> = ["amd64-musl", "arm64-musl"]
+        .iter()
+        .map(|p| {
+            let text = std::fs::read(dist.join(format!("app-1.0.0-linux-{p}.cdx.json"))).unwrap();
+            serde_json::from_slice(&text).unwrap()
+        })
+        .collect();
+
+    // A provenance that leaves out the arm64 manifest.
+    let repo = format!("{host}/tamper/no-arm64");
+    let mut list = statements(&repo, &genuine, &provenance, &sboms);
+    let arm64 = genuine.platforms[1].manifest.digest()[7..].to_string();
+    for st in &mut list {
+        if st.predicate_type == PROVENANCE_PREDICATE {
+            let subjects = st.statement["subject"].as_array_mut().unwrap();
+            subjects.retain(|s| s["digest"]["sha256"] != arm64.as_str());
+        }
+    }
+    push_signed(&repo, &genuine, &list, keys, |st| st.subject.clone());
+    verify_image(release, &format!("{repo}:1.0.0"), &public)
+        .code(3)
+        .stdout_has("[FAIL] provenance")
+        .stdout_has("missing [\"sha256:");
+
+    // A sign referrer listed for the index whose subject is another digest.
+    let repo = format!("{host}/tamper/subject");
+    let list = statements(&repo, &genuine, &provenance, &sboms);
+    let elsewhere = genuine.platforms[0].manifest.descriptor.clone();
+    push_signed(&repo, &genuine, &list, keys, |st| {
+        if st.predicate_type == SIGN_PREDICATE {
+            elsewhere.clone()
+        } else {
+            st.subject.clone()
+        }
+    });
+    verify_image(release, &format!("{repo}:1.0.0"), &public)
+        .code(3)
+        .stdout_has("[FAIL] signature")
+        .stdout_has("its subject is");
+
+    // The layer swapped: an image of the other bin's bytes, attested with app's SBOMs.
+    let repo = format!("{host}/tamper/layer");
+    let input = layout::ImageInput {
+        bin: "app".into(),
+        version: "1.0.0".into(),
+        commit: "0".repeat(40),
+        commit_time: 0,
+        labels: Default::default(),
+        platforms: ["amd64", "arm64"]
+            .iter()
+            .map(|arch| layout::PlatformInput {
+                os: "linux",
+                architecture: if *arch == "amd64" { "amd64" } else { "arm64" },
+                variant: None,
+                binary: std::fs::read(dist.join(format!("other-1.0.0-linux-{arch}-musl"))).unwrap(),
+            })
+            .collect(),
+    };
+    let swapped = layout::build(&input).unwrap();
+    let list = statements(&repo, &swapped, &provenance, &sboms);
+    push_signed(&repo, &swapped, &list, keys, |st| st.subject.clone());
+    let out = verify_image(release, &format!("{repo}:1.0.0"), &public);
+    out.code(3)
+        .stdout_has("[FAIL] sbom")
+        .stdout_has("but the layer holds");
+    assert!(
+        out.stdout().contains("[PASS] signature"),
+        "only the binding fails: {}",
+        out.stdout()
+    );
 }
