@@ -382,9 +382,7 @@ fn pull_blob(repository: &str, digest: &str) -> Vec<u8> {
 
 #[test]
 fn a_real_release_pushes_the_images_and_a_rerun_pushes_nothing_new() {
-    let release = image_release();
-    release.outcome.success();
-    release.fixture.git(&["tag", "-f", "v1.0.0"]);
+    let release = tagged();
     let reg = registry::registry();
     let keys = tempfile::tempdir().unwrap();
     xrelease::signing::key::keygen(
@@ -852,4 +850,72 @@ fn tamper_cases(dist: &Path, keys: &Path) {
         "only the binding fails: {}",
         out.stdout()
     );
+}
+
+/// The image fixture tagged v1.0.0 at HEAD (once: the real runs share it).
+fn tagged() -> &'static ImageRelease {
+    static TAGGED: OnceLock<()> = OnceLock::new();
+    let release = image_release();
+    release.outcome.success();
+    TAGGED.get_or_init(|| {
+        release.fixture.git(&["tag", "-f", "v1.0.0"]);
+    });
+    release
+}
+
+#[test]
+fn a_keyless_real_release_pushes_images_verify_image_accepts_by_identity() {
+    use crate::support::sigstore::{
+        GITHUB_ISSUER, Sigstore, WORKFLOW_IDENTITY, github_claims, unsigned_jwt,
+    };
+    let release = tagged();
+    let reg = registry::registry();
+    let sigstore = Sigstore::start();
+    let dir = tempfile::tempdir().unwrap();
+    // Its own repositories: the key-signed test's images carry that key's referrers.
+    let text = config_text().replace("/fixture/basic", "/keyless/basic")
+        + &format!(
+            "\n[sign]\nmode = \"keyless\"\nfulcio-url = \"{}\"\nrekor-url = \"{}\"\n\
+             trusted-root = \"{}\"\nidentity = \"{WORKFLOW_IDENTITY}\"\nissuer = \"{GITHUB_ISSUER}\"\n",
+            sigstore.fulcio_url,
+            sigstore.rekor_url,
+            sigstore.trusted_root.display()
+        );
+    let config = release.fixture.config_outside(dir.path(), &text);
+    let server = github();
+    let dist = dir.path().join("dist");
+    release
+        .fixture
+        .xrelease(&["release", "v1.0.0", "--dist", dist.to_str().unwrap()])
+        .env("SIGSTORE_ID_TOKEN", &unsigned_jwt(&github_claims()))
+        .env("GITHUB_TOKEN", TOKEN)
+        .env("GITHUB_API_URL", &server.api_url())
+        .env("GITHUB_REPOSITORY", "fixture/basic")
+        .env("DOCKER_CONFIG", reg.docker_config().to_str().unwrap())
+        .run_with_config(&config)
+        .success();
+    let root = sigstore.trusted_root.to_str().unwrap().to_string();
+    let verify = |identity: &str| {
+        let entry = &images(&dist)[0];
+        release
+            .fixture
+            .xrelease(&[
+                "verify-image",
+                &format!("{}:{}", entry.repository, entry.tag),
+                "--certificate-identity",
+                identity,
+                "--certificate-oidc-issuer",
+                GITHUB_ISSUER,
+                "--trusted-root",
+                &root,
+            ])
+            .env("DOCKER_CONFIG", reg.docker_config().to_str().unwrap())
+            .run()
+    };
+    verify(WORKFLOW_IDENTITY)
+        .success()
+        .stdout_has("[PASS] provenance");
+    verify("https://github.com/someone/else/.github/workflows/release.yml@refs/tags/v1.0.0")
+        .code(3)
+        .stdout_has("[FAIL] signature");
 }
