@@ -61,6 +61,7 @@ fn main() {
         artifacts,
         builds: vec![],
         timings: Default::default(),
+        images: vec![],
     };
     let key = xrelease::signing::key::PrivateKey::generate().unwrap();
 

@@ -15,6 +15,9 @@ command -v aarch64-linux-gnu-gcc >/dev/null || missing+=(gcc-aarch64-linux-gnu)
 command -v qemu-aarch64-static >/dev/null || missing+=(qemu-user-static)
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
+# Container image tests: a loopback OCI registry (distribution 2.8.2) and htpasswd for its auth.
+command -v docker-registry >/dev/null || missing+=(docker-registry)
+command -v htpasswd >/dev/null || missing+=(apache2-utils)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   $sudo apt-get update -qq
@@ -34,4 +37,6 @@ if [ ! -f "$sigstore_js/node_modules/.package-lock.json" ] ||
 fi
 
 # rustup's aarch64 std where rustup can download it; Debian's rustc otherwise (doctor decides).
+# The static musl targets container images are made from (the image tests build them).
+rustup target add x86_64-unknown-linux-musl aarch64-unknown-linux-musl
 cargo xtask doctor --fix

@@ -92,6 +92,36 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// Verify a pushed container image of a release: its layers, and its cosign v3 signature,
+    /// provenance and SBOM attestations under the key or identity (exit 3 when a check fails,
+    /// 2 when the registry cannot be reached)
+    VerifyImage {
+        /// `host/path:tag` (or `@sha256:...`)
+        reference: String,
+        /// The cosign public key the release was signed with
+        #[arg(
+            long,
+            value_name = "FILE",
+            required_unless_present = "certificate_identity"
+        )]
+        key: Option<PathBuf>,
+        /// Keyless: the exact certificate identity (SAN) that must have signed
+        #[arg(
+            long,
+            value_name = "ID",
+            conflicts_with = "key",
+            requires = "certificate_oidc_issuer"
+        )]
+        certificate_identity: Option<String>,
+        /// Keyless: the exact OIDC issuer of that identity
+        #[arg(long, value_name = "URL", requires = "certificate_identity")]
+        certificate_oidc_issuer: Option<String>,
+        /// Keyless: the Sigstore trusted_root.json (default: Sigstore's, fetched over TUF)
+        #[arg(long, value_name = "FILE", requires = "certificate_identity")]
+        trusted_root: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Verify a release directory: checksums, signatures, SBOMs, attestations (exit 3 when a check
     /// fails); keyless, the trusted root comes over TUF unless --trusted-root or --offline.
     /// With --from DIR: just the given binaries, against the release's metadata in DIR
@@ -550,6 +580,54 @@ fn run(dir: &Path, command: Command) -> Result<i32> {
             }
             println!("published {tag}: {url}");
             Ok(exit::OK)
+        }
+        Command::VerifyImage {
+            reference,
+            key,
+            certificate_identity,
+            certificate_oidc_issuer,
+            trusted_root,
+            json,
+        } => {
+            let policy = match (key, certificate_identity, certificate_oidc_issuer) {
+                (Some(key), _, _) => Policy::Key(
+                    PublicKey::read(&dir.join(&key)).map_err(|e| Error::Config(e.to_string()))?,
+                ),
+                (None, Some(identity), Some(issuer)) => {
+                    let source = TrustSource::new(
+                        trusted_root.map(|p| dir.join(p)),
+                        Some(crate::tuf::SIGSTORE_TUF_URL.to_string()),
+                        None,
+                        false,
+                    );
+                    let resolved = source
+                        .resolve(&crate::signing::process_env)
+                        .map_err(trust_error)?;
+                    Policy::Keyless {
+                        identity,
+                        issuer,
+                        root: resolved.root,
+                    }
+                }
+                _ => unreachable!("clap requires --key or both certificate flags"),
+            };
+            match verify::verify_image(&reference, &policy) {
+                Err(why) => {
+                    eprintln!("error: {why}");
+                    Ok(exit::USAGE)
+                }
+                Ok(report) => {
+                    if json {
+                        println!(
+                            "{}",
+                            serde_json::to_string_pretty(&report).expect("plain data")
+                        );
+                    } else {
+                        print!("{}", report.render());
+                    }
+                    Ok(if report.ok { exit::OK } else { exit::VERIFY })
+                }
+            }
         }
         Command::Keygen { output_prefix } => {
             let password = crate::signing::password(true)?;

@@ -31,6 +31,8 @@ struct Raw {
     github: RawGithub,
     #[serde(default, rename = "in-toto")]
     in_toto: Option<crate::intoto::config::RawInToto>,
+    /// Absent: no container images. Present (even empty): one image per bin.
+    image: Option<crate::image::config::RawImage>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -162,6 +164,8 @@ pub struct Config {
     pub github_repository: Option<String>,
     /// `[in-toto]`: layout, tag and build links (src/intoto/config.rs owns its keys).
     pub in_toto: Option<crate::intoto::config::InToto>,
+    /// `[image]`: container images of the release's static binaries (None: off).
+    pub image: Option<crate::image::config::Image>,
 }
 
 impl Config {
@@ -405,7 +409,14 @@ fn resolve(raw: Raw, path: &Path, root: PathBuf) -> Result<Config> {
         None => None,
     };
 
+    let image = raw
+        .image
+        .map(|raw| crate::image::config::resolve(raw, &targets, github_repository.as_deref()))
+        .transpose()
+        .map_err(|(key, why)| bad(&format!("image.{key}"), why))?;
+
     Ok(Config {
+        image,
         in_toto,
         name_template,
         targets,

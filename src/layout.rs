@@ -21,6 +21,12 @@ pub const PUBLIC_KEY: &str = "cosign.pub";
 pub const PROVENANCE: &str = "provenance.intoto.jsonl";
 /// The provenance envelope as a Sigstore bundle (key and keyless).
 pub const PROVENANCE_BUNDLE: &str = "provenance.sigstore.json";
+/// `[image]`: the release's container images by digest, listed in `SHA256SUMS` so the release's
+/// signature covers which images belong to it.
+pub const IMAGES: &str = crate::image::IMAGES_FILE;
+/// `[image]`: the images' OCI layouts, the one directory a release holds (checked against
+/// `IMAGES`, never uploaded to the GitHub Release).
+pub const OCI_DIR: &str = crate::image::OCI_DIR;
 /// The verifying installer, listed in `SHA256SUMS` like the binaries.
 pub const INSTALLER: &str = "install.sh";
 /// xrelease's own data model between stages. It stays in the directory (a re-run resumes
@@ -60,9 +66,9 @@ pub fn bundle_of(attestation: &str) -> String {
     format!("{stem}.sigstore.json")
 }
 
-/// A listed file that is one of the binaries (not an SBOM, not the installer).
+/// A listed file that is one of the binaries (not an SBOM, the installer or `IMAGES`).
 pub fn is_binary(listed: &str) -> bool {
-    !listed.ends_with(".cdx.json") && listed != INSTALLER
+    !listed.ends_with(".cdx.json") && listed != INSTALLER && listed != IMAGES
 }
 
 /// How the release was signed, as far as its files go; `Unknown` accepts the files of either
@@ -232,10 +238,13 @@ pub fn metadata_for<'a>(binaries: impl IntoIterator<Item = &'a str>) -> Vec<Stri
 /// Files whose bytes the verifier parses (everything else is only hashed): a hint for reading,
 /// never a reason to trust a file.
 pub fn is_small(name: &str) -> bool {
-    [".json", ".jsonl", ".sig", ".pem", ".pub", ".sh", ".layout", ".link"]
-        .iter()
-        .any(|s| name.ends_with(s))
+    [
+        ".json", ".jsonl", ".sig", ".pem", ".pub", ".sh", ".layout", ".link",
+    ]
+    .iter()
+    .any(|s| name.ends_with(s))
         || name == SUMS
+        || name == IMAGES
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ pub mod error;
 pub mod git;
 pub mod github;
 pub mod glibc;
+pub mod image;
 pub mod init;
 pub mod intoto;
 pub mod layout;
@@ -33,6 +34,7 @@ pub mod stage {
     pub mod attest;
     pub mod build;
     pub mod checksums;
+    pub mod image;
     pub mod preflight;
     pub mod publish;
     pub mod sbom;
@@ -107,6 +109,9 @@ fn finish(
     timed(&mut clock, "checksums", || {
         stage::checksums::run(dist, &mut manifest)
     })?; //  SHA256SUMS over binaries and SBOMs
+    timed(&mut clock, "image", || {
+        stage::image::run(ctx, &repository, &mut manifest)
+    })?; //  [image]: OCI layouts in oci/, IMAGES in SHA256SUMS
     if let Some(published) = stage::publish::already_published(publisher, &manifest)? {
         return Ok(Report {
             manifest,
@@ -124,7 +129,9 @@ fn finish(
             &attest_inputs(ctx, &repository, &ci),
         )
     })?; //  provenance, SBOM attestations
-    intoto::stage::run(ctx, &mut manifest)?; //  in-toto: build links, the tag's link, root.layout
+    timed(&mut clock, "in-toto", || {
+        intoto::stage::run(ctx, &mut manifest)
+    })?; //  in-toto: build links, the tag's link, root.layout
     manifest.timings = clock.clone();
     manifest.write(dist)?;
     let verified = timed(&mut clock, "verify", || {
@@ -148,7 +155,7 @@ fn timed<T>(
 fn publish(
     ctx: &Context,
     verified: &Verified,
-    signer: &Signer,
+    signer: &mut Signer,
     publisher: &mut Publisher,
     mut clock: std::collections::BTreeMap<String, u64>,
 ) -> Result<Report> {
@@ -158,6 +165,11 @@ fn publish(
             manifest: verified.manifest().clone(),
             published,
         });
+    }
+    if ctx.mode == Mode::Real {
+        timed(&mut clock, "push", || {
+            stage::image::push(verified, signer, &ctx.ui)
+        })?; //  [image]: the verified layouts to their registry
     }
     let published = timed(&mut clock, "publish", || {
         stage::publish::run(ctx, verified, &signer.policy(), publisher)

@@ -31,6 +31,21 @@ pub struct Manifest {
     /// Binary name → its glibc floor (the highest `GLIBC_x.y` it needs); linux-gnu binaries only.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub glibc: BTreeMap<String, crate::config::GlibcVersion>,
+    /// The release's container images (`[image]`), as `IMAGES` lists them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<ImageRecord>,
+}
+
+/// One container image of the release (a real release pushes it before publishing, so a
+/// published manifest's images are in their registry).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageRecord {
+    pub bin: String,
+    /// `repository:tag@sha256:<index digest>`.
+    pub reference: String,
+    /// Binary artifact name → digest of the platform manifest whose layer holds it.
+    pub platforms: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,6 +80,8 @@ pub enum Kind {
     InTotoLayout,
     /// in-toto: a signed `<step>.<keyid>.link`.
     InTotoLink,
+    /// `IMAGES`: the release's container images (src/image/).
+    Images,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -228,6 +245,7 @@ mod tests {
             }],
             timings: BTreeMap::from([("build".into(), 1234)]),
             glibc: BTreeMap::new(),
+            images: vec![],
         }
     }
 

@@ -173,9 +173,12 @@ const STAGE_ORDER: &[&str] = &[
     "assemble",
     "sbom",
     "checksums",
+    "image",
     "sign",
     "attest",
+    "in-toto",
     "verify",
+    "push",
     "publish",
 ];
 

@@ -43,6 +43,7 @@ pub fn run(ctx: &Context) -> Result<Manifest> {
         builds: Vec::new(),
         timings: BTreeMap::new(),
         glibc: BTreeMap::new(),
+        images: Vec::new(),
     };
     // Marks dist/<tag>/ as ours from the start, so a build that fails halfway leaves a
     // directory the next run recognises and replaces.

@@ -283,6 +283,10 @@ fn assets(dist: &Path, manifest: &Manifest) -> Result<Vec<Row>> {
         if name == PLAN_FILE || name == layout::MANIFEST {
             continue;
         }
+        // The images' OCI layouts go to their registry (verified by the gate with the rest).
+        if name == crate::image::OCI_DIR && path.is_dir() {
+            continue;
+        }
         if !path.is_file() {
             return Err(Error::Publish(format!(
                 "{} is not a file: a release directory holds only the release's files; move it away",

@@ -140,12 +140,7 @@ fn intoto_layout(bytes: &[u8]) -> Result<crate::intoto::metadata::Layout, String
 
 /// A link the layout provides for: it records the step its name says, and the key its name
 /// says (one the layout lists for that step) signed it.
-fn intoto_link(
-    bytes: &[u8],
-    step: &str,
-    keyid: &str,
-    key: &Value,
-) -> Result<String, String> {
+fn intoto_link(bytes: &[u8], step: &str, keyid: &str, key: &Value) -> Result<String, String> {
     let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8 JSON".to_string())?;
     let block = crate::intoto::metadata::Metablock::parse(text)?;
     let link = block.link()?;

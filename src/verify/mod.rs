@@ -17,8 +17,12 @@ use crate::signing::key::PublicKey;
 use crate::signing::trusted_root::TrustedRoot;
 use crate::stage::checksums;
 
+pub use image::verify_image;
+
 mod attestations;
 mod complete;
+mod image;
+mod images;
 mod keyless;
 
 /// Who must have signed the release.
@@ -115,6 +119,7 @@ pub fn verify(dir: &Path, policy: &Policy, expect: &Expect) -> Report {
     let (mut checks, files, digests) = read(dir);
     let sums = check_sums(&mut checks, &files, &digests);
     complete::check(&mut checks, &files, &digests, &sums, Some(policy));
+    images::check(&mut checks, dir, &files, &sums);
     check_signature(&mut checks, policy, &files);
     check_sboms(&mut checks, &files, &digests, &sums);
     attestations::check(&mut checks, policy, &files, &sums, None, expect);
@@ -206,8 +211,15 @@ pub fn verify_unsigned(dir: &Path) -> Report {
     let (mut checks, files, digests) = read(dir);
     let sums = check_sums(&mut checks, &files, &digests);
     complete::check(&mut checks, &files, &digests, &sums, None);
+    images::check(&mut checks, dir, &files, &sums);
     check_sboms(&mut checks, &files, &digests, &sums);
     finish(dir, checks, digests)
+}
+
+/// A name SHA256SUMS lists that is a binary (not an SBOM, not the `IMAGES` list).
+/// `oci/`, the images' layouts: the one directory a release holds (checked by `images`).
+fn is_image_dir(dir: &Path, name: &str) -> bool {
+    name == layout::OCI_DIR && std::fs::symlink_metadata(dir.join(name)).is_ok_and(|m| m.is_dir())
 }
 
 type Read = (
@@ -225,7 +237,7 @@ fn read(dir: &Path) -> Read {
     match list_dir(dir) {
         Err(why) => checks.add("read", dir.display().to_string(), Err(why)),
         Ok((paths, oddities)) => {
-            for odd in oddities {
+            for odd in oddities.into_iter().filter(|o| !is_image_dir(dir, o)) {
                 checks.add(
                     "complete",
                     odd.clone(),
@@ -454,10 +466,7 @@ fn check_sboms(
     digests: &BTreeMap<String, String>,
     listed: &BTreeMap<String, String>,
 ) {
-    let binaries: BTreeSet<&String> = listed
-        .keys()
-        .filter(|n| !n.ends_with(".cdx.json"))
-        .collect();
+    let binaries: BTreeSet<&String> = listed.keys().filter(|n| layout::is_binary(n)).collect();
     for binary in &binaries {
         let sbom_name = crate::stage::sbom::file_name(binary);
         if !files.contains_key(&sbom_name) {
