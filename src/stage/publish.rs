@@ -377,9 +377,12 @@ fn attestation_uploads(
         .binaries()
         .map(|b| (b.name.as_str(), b.sha256.as_str()))
         .collect();
+    let Some(&(first, _)) = binaries.first() else {
+        return Ok(Vec::new());
+    };
     let mut uploads = Vec::new();
     for attestation in layout::attestations(binaries.iter().map(|(n, _)| *n)) {
-        let subject = attestation.binary.as_deref().unwrap_or(binaries[0].0);
+        let subject = attestation.binary.as_deref().unwrap_or(first);
         let sha256 = binaries
             .iter()
             .find(|(n, _)| *n == subject)

@@ -1182,7 +1182,7 @@ fn handle(
         Some(Some(push)) => push,
         Some(None) => return Response::error(401, "Bad credentials"),
         None if (st.public || which == Listener::Uploads) && head.method == "GET" => false,
-        None => return Response::error(401, "Requires authentication"),
+        None => return Response::error(401, "Bad credentials"),
     };
     // A client sent through a proxy (gh with `HTTP_PROXY`) names the absolute URL.
     let target = match head.target.strip_prefix("http://") {
