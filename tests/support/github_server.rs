@@ -1246,7 +1246,9 @@ fn handle(
     };
 
     if which == Listener::Uploads && method == "GET" {
-        // Where an asset download redirects to (GitHub's object storage): no token needed.
+        // Where an asset download redirects to (GitHub's object storage): no token needed, as
+        // GitHub's redirect is a signed URL that only a reader allowed to see the asset (a
+        // draft's too, for a token with push access) is given.
         let ["releases", "assets", id, "content"] = rest.as_slice() else {
             return Response::error(404, "Not Found");
         };
@@ -1254,7 +1256,6 @@ fn handle(
         let asset = repo
             .releases
             .iter()
-            .filter(|r| !r.draft)
             .flat_map(|r| &r.assets)
             .find(|a| a.id == id);
         return match asset.and_then(|a| a.content.clone()) {
