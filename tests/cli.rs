@@ -1,5 +1,6 @@
 //! xrelease through its real binary, on fixture workspaces: one test binary, specs as tests.
 
+mod conformance;
 mod interop;
 mod keyless;
 mod publish;

@@ -191,10 +191,27 @@ impl TrustSource {
         &self,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<ResolvedRoot, KeylessError> {
+        let json = self.resolve_json(env)?;
+        Ok(ResolvedRoot {
+            root: TrustedRoot::from_json(&json.text, &json.source)?,
+            note: json.note,
+        })
+    }
+
+    /// The trusted root's JSON text, read or fetched as [`TrustSource::resolve`] does.
+    pub fn resolve_json(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<RootJson, KeylessError> {
         let (url, initial_root, offline) = match self {
             TrustSource::File(path) => {
-                return Ok(ResolvedRoot {
-                    root: TrustedRoot::read(path)?,
+                let text = std::fs::read_to_string(path).map_err(|e| TrustedRootError::Read {
+                    path: path.display().to_string(),
+                    source: e,
+                })?;
+                return Ok(RootJson {
+                    text,
+                    source: path.display().to_string(),
                     note: None,
                 });
             }
@@ -231,11 +248,18 @@ impl TrustSource {
             path: source.clone(),
             detail: "not UTF-8".to_owned(),
         })?;
-        Ok(ResolvedRoot {
-            root: TrustedRoot::from_json(&text, &source)?,
-            note,
-        })
+        Ok(RootJson { text, source, note })
     }
+}
+
+/// A trusted root's text before parsing, and where it came from.
+#[derive(Debug)]
+pub struct RootJson {
+    pub text: String,
+    /// A path or URL, for messages.
+    pub source: String,
+    /// e.g. that offline metadata has expired.
+    pub note: Option<String>,
 }
 
 fn unix_now() -> i64 {

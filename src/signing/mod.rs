@@ -18,6 +18,7 @@ pub mod keyless;
 pub mod oidc;
 pub mod rekor;
 pub mod sct;
+pub mod sigstore;
 pub mod tlog;
 pub mod trusted_root;
 

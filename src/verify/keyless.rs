@@ -5,16 +5,20 @@
 //! read, so each must be exactly what its verified bundle holds.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use super::{Checks, Policy};
+use crate::error::Error;
 use crate::signing::bundle::{Bundle, Content, VerificationContent};
 use crate::signing::certificate::pem_blocks;
 use crate::signing::dsse::Envelope;
 use crate::signing::key::decode_signature;
+use crate::signing::keyless::TrustSource;
 use crate::signing::keyless::{
     Artifact, CheckResult, ExpectedIdentity, VerifyError, all_passed, unusable_bundle,
     verify_bundle,
 };
+use crate::signing::sigstore::{self, Root, Signer, Subject, Verified};
 use crate::signing::trusted_root::TrustedRoot;
 use crate::stage::checksums;
 
@@ -154,4 +158,60 @@ pub(super) fn verify_envelope(
             "its Sigstore bundle {bundle_name} did not pass the keyless checks"
         ))
     }
+}
+
+/// Who must have signed a single bundle (`xrelease verify-bundle`).
+#[derive(Debug, Clone)]
+pub enum BundleSigner {
+    /// Keyless: this certificate identity from this OIDC issuer.
+    Identity { identity: String, issuer: String },
+    /// A managed key: the PEM public key in this file.
+    Key(PathBuf),
+}
+
+/// `xrelease verify-bundle`: one artifact (a path, or `sha256:<hex>`) against one bundle.
+///
+/// What the caller supplied but cannot be read (a missing file, a key that is not PEM, a
+/// trusted root that cannot be fetched) is bad usage (exit 2); everything about the bundle,
+/// the artifact and the trust they claim is the verification's to refuse (exit 3).
+pub fn verify_artifact(
+    artifact: &str,
+    bundle: &Path,
+    signer: &BundleSigner,
+    trust: &TrustSource,
+) -> Result<Verified, Error> {
+    let signer = match signer {
+        BundleSigner::Identity { identity, issuer } => Signer::Identity {
+            identity: identity.clone(),
+            issuer: issuer.clone(),
+        },
+        BundleSigner::Key(path) => {
+            let pem = std::fs::read_to_string(path).map_err(Error::io("reading the key", path))?;
+            Signer::key_from_pem(&pem)
+                .map_err(|why| Error::Config(format!("{}: {why}", path.display())))?
+        }
+    };
+    let bytes;
+    let subject = if artifact.starts_with("sha256:") {
+        Subject::parse_digest(artifact).ok_or_else(|| {
+            Error::Config(format!(
+                "`{artifact}` is not a SHA-256 digest: write sha256: and 64 hex digits, or give the artifact's path"
+            ))
+        })?
+    } else {
+        bytes = std::fs::read(artifact).map_err(Error::io("reading the artifact", artifact))?;
+        Subject::Bytes(&bytes)
+    };
+    let bundle_json = std::fs::read(bundle).map_err(Error::io("reading the bundle", bundle))?;
+    let refused = |why: String| Error::Verification(format!("{}: {why}", bundle.display()));
+    let bundle_json = String::from_utf8(bundle_json)
+        .map_err(|_| refused("not a Sigstore bundle: not UTF-8 text".into()))?;
+    let json = trust
+        .resolve_json(&crate::signing::process_env)
+        .map_err(|e| Error::Config(e.to_string()))?;
+    if let Some(note) = &json.note {
+        eprintln!("note: {note}");
+    }
+    let root = Root::from_json(&json.text, &json.source).map_err(|e| refused(e.to_string()))?;
+    sigstore::verify(&bundle_json, subject, &signer, &root).map_err(|e| refused(e.to_string()))
 }

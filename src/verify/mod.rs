@@ -17,7 +17,7 @@ use crate::signing::trusted_root::TrustedRoot;
 use crate::stage::checksums;
 
 mod attestations;
-mod keyless;
+pub mod keyless;
 
 /// Who must have signed the release.
 #[derive(Debug, Clone)]
