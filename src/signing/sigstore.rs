@@ -13,7 +13,7 @@
 use std::fmt;
 
 use sigstore_trust_root::TrustedRoot;
-use sigstore_types::{Artifact, Bundle, DerPublicKey, Sha256Hash};
+use sigstore_types::{Artifact, Bundle, DerPublicKey, Sha256Hash, SignatureContent};
 use sigstore_verify::{PublicKeyVerificationPolicy, VerificationPolicy, Verifier};
 
 /// A Sigstore trusted root (Fulcio CAs, Rekor logs, CT logs, TSAs), parsed and checked.
@@ -145,6 +145,50 @@ pub enum Refused {
     Verify(String),
 }
 
+/// A bundle parsed but not yet verified: what it claims, for comparisons with the loose files
+/// beside it (`SHA256SUMS.sig`, `.pem`, `.intoto.jsonl`).
+pub struct ParsedBundle(Bundle);
+
+/// A DSSE envelope's parts as a bundle holds it (one signature).
+pub struct EnvelopeParts<'a> {
+    pub payload_type: &'a str,
+    pub payload: &'a [u8],
+    pub signature: &'a [u8],
+}
+
+impl ParsedBundle {
+    pub fn from_json(json: &str) -> Result<Self, Refused> {
+        Bundle::from_json(json)
+            .map(ParsedBundle)
+            .map_err(|e| Refused::Parse(e.to_string()))
+    }
+
+    /// The signature of a message-signature bundle.
+    pub fn message_signature(&self) -> Option<&[u8]> {
+        match &self.0.content {
+            SignatureContent::MessageSignature(m) => Some(m.signature.as_bytes()),
+            _ => None,
+        }
+    }
+
+    /// The envelope of a DSSE bundle.
+    pub fn envelope(&self) -> Option<EnvelopeParts<'_>> {
+        match &self.0.content {
+            SignatureContent::DsseEnvelope(e) => Some(EnvelopeParts {
+                payload_type: &e.payload_type,
+                payload: e.payload.as_bytes(),
+                signature: e.signature.sig.as_bytes(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// The signing certificate (DER), if the bundle carries one.
+    pub fn certificate_der(&self) -> Option<&[u8]> {
+        self.0.signing_certificate().map(|c| c.as_bytes())
+    }
+}
+
 /// Verifies `bundle_json` over `subject`, signed as `signer`, against `root`.
 pub fn verify(
     bundle_json: &str,
@@ -152,19 +196,34 @@ pub fn verify(
     signer: &Signer,
     root: &Root,
 ) -> Result<Verified, Refused> {
-    let bundle = Bundle::from_json(bundle_json).map_err(|e| Refused::Parse(e.to_string()))?;
+    verify_parsed(
+        &ParsedBundle::from_json(bundle_json)?,
+        subject,
+        signer,
+        root,
+    )
+}
+
+/// [`verify`] for a bundle already parsed.
+pub fn verify_parsed(
+    bundle: &ParsedBundle,
+    subject: Subject<'_>,
+    signer: &Signer,
+    root: &Root,
+) -> Result<Verified, Refused> {
+    let bundle = &bundle.0;
     let verifier = Verifier::new(&root.root).map_err(|e| {
         Refused::Verify(format!("the trusted root {} is unusable: {e}", root.source))
     })?;
     let result = match signer {
         Signer::Identity { identity, issuer } => verifier.verify(
             subject.artifact(),
-            &bundle,
+            bundle,
             &VerificationPolicy::new(identity.as_str(), issuer.as_str()),
         ),
         Signer::Key(key) => verifier.verify(
             subject.artifact(),
-            &bundle,
+            bundle,
             &PublicKeyVerificationPolicy::new(key.clone()),
         ),
     }
@@ -180,4 +239,40 @@ pub fn verify(
         identity: result.identity().map(|san| san.as_str().to_owned()),
         times,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ROOT: &str =
+        include_str!("../../tests/fixtures/sigstore-conformance/production_trusted_root.json");
+
+    #[test]
+    fn a_root_bare_or_in_a_client_trust_config() {
+        assert!(Root::from_json(ROOT, "root.json").is_ok());
+        let wrapped = format!(
+            r#"{{"mediaType": "application/vnd.dev.sigstore.clienttrustconfig.v0.1+json", "trustedRoot": {ROOT}, "signingConfig": {{}}}}"#
+        );
+        assert!(Root::from_json(&wrapped, "config.json").is_ok());
+        let err = Root::from_json("{not json", "broken.json").unwrap_err();
+        assert!(err.to_string().starts_with("broken.json is not a usable"));
+    }
+
+    #[test]
+    fn digests_are_sha256_and_64_hex() {
+        let hex = "a".repeat(64);
+        assert!(matches!(
+            Subject::parse_digest(&format!("sha256:{hex}")),
+            Some(Subject::Sha256(d)) if d == [0xaa; 32]
+        ));
+        for bad in [
+            hex.clone(),
+            format!("sha512:{hex}"),
+            "sha256:abc".into(),
+            format!("sha256:{}", "g".repeat(64)),
+        ] {
+            assert!(Subject::parse_digest(&bad).is_none(), "{bad}");
+        }
+    }
 }

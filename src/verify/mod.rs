@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::digest::sha256_files;
 use crate::signing::bundle::Bundle;
 use crate::signing::key::PublicKey;
-use crate::signing::trusted_root::TrustedRoot;
+use crate::signing::sigstore::Root;
 use crate::stage::checksums;
 
 mod attestations;
@@ -29,7 +29,7 @@ pub enum Policy {
     Keyless {
         identity: String,
         issuer: String,
-        root: TrustedRoot,
+        root: Root,
     },
 }
 
