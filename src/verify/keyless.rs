@@ -242,9 +242,18 @@ pub fn verify_artifact(
     let refused = |why: String| Error::Verification(format!("{}: {why}", bundle.display()));
     let bundle_json = String::from_utf8(bundle_json)
         .map_err(|_| refused("not a Sigstore bundle: not UTF-8 text".into()))?;
+    // As for `xrelease verify`: a repository that served something that does not verify is a
+    // refusal (exit 3); one that cannot be reached, or a missing cache, is bad usage (exit 2).
     let json = trust
         .resolve_json(&crate::signing::process_env)
-        .map_err(|e| Error::Config(e.to_string()))?;
+        .map_err(|e| match &e {
+            crate::signing::keyless::KeylessError::Tuf(tuf) if tuf.is_untrusted() => {
+                Error::Verification(format!(
+                    "the trusted root could not be verified over TUF: {e}"
+                ))
+            }
+            _ => Error::Config(e.to_string()),
+        })?;
     if let Some(note) = &json.note {
         eprintln!("note: {note}");
     }
