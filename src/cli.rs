@@ -16,6 +16,7 @@ use crate::signing::keyless::{KeylessError, TrustSource};
 use crate::stage::publish::Publisher;
 use crate::tag::Tag;
 use crate::ui::{Ui, human_size};
+use crate::verify::keyless::BundleSigner;
 use crate::verify::{self, Expect, Policy};
 use crate::workspace::Workspace;
 
@@ -245,6 +246,52 @@ enum Command {
         dist: Option<PathBuf>,
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+    },
+    /// Verify one artifact (a path, or sha256:<hex>) against one Sigstore bundle, as the Sigstore
+    /// conformance suite drives a client (exit 0 verified, 3 refused, 2 bad usage)
+    VerifyBundle {
+        /// The artifact's path, or its digest as sha256:<64 hex>
+        #[arg(value_name = "FILE_OR_DIGEST")]
+        artifact: String,
+        /// The Sigstore bundle (.sigstore.json)
+        #[arg(long, value_name = "FILE")]
+        bundle: PathBuf,
+        /// The public key (PEM) a managed-key bundle must be signed with
+        #[arg(
+            long,
+            value_name = "FILE",
+            required_unless_present = "certificate_identity"
+        )]
+        key: Option<PathBuf>,
+        /// Keyless: the exact certificate identity (SAN) that must have signed
+        #[arg(
+            long,
+            value_name = "ID",
+            conflicts_with = "key",
+            requires = "certificate_oidc_issuer"
+        )]
+        certificate_identity: Option<String>,
+        /// Keyless: the exact OIDC issuer of that identity
+        #[arg(long, value_name = "URL", requires = "certificate_identity")]
+        certificate_oidc_issuer: Option<String>,
+        /// The Sigstore trusted_root.json (default: the one Sigstore's TUF repository
+        /// publishes, fetched and verified over TUF)
+        #[arg(long, value_name = "FILE")]
+        trusted_root: Option<PathBuf>,
+        /// The TUF repository to fetch the trusted root from
+        #[arg(
+            long,
+            value_name = "URL",
+            conflicts_with = "trusted_root",
+            default_value = crate::tuf::SIGSTORE_TUF_URL
+        )]
+        tuf_url: String,
+        /// That repository's initial root.json (built in for Sigstore's)
+        #[arg(long, value_name = "FILE", conflicts_with = "trusted_root")]
+        tuf_root: Option<PathBuf>,
+        /// No network; re-verify and use the trusted root an earlier run cached
+        #[arg(long, conflicts_with = "trusted_root")]
+        offline: bool,
     },
     /// Write a cosign-compatible key pair (password from COSIGN_PASSWORD, or asked)
     Keygen {
@@ -628,6 +675,37 @@ fn run(dir: &Path, command: Command) -> Result<i32> {
                     Ok(if report.ok { exit::OK } else { exit::VERIFY })
                 }
             }
+        }
+        Command::VerifyBundle {
+            artifact,
+            bundle,
+            key,
+            certificate_identity,
+            certificate_oidc_issuer,
+            trusted_root,
+            tuf_url,
+            tuf_root,
+            offline,
+        } => {
+            let source = TrustSource::new(
+                trusted_root.map(|p| dir.join(p)),
+                Some(tuf_url),
+                tuf_root.map(|p| dir.join(p)),
+                offline,
+            );
+            let signer = match (key, certificate_identity, certificate_oidc_issuer) {
+                (Some(key), _, _) => BundleSigner::Key(dir.join(key)),
+                (None, Some(identity), Some(issuer)) => BundleSigner::Identity { identity, issuer },
+                _ => unreachable!("clap requires --key or both certificate flags"),
+            };
+            let verified = crate::verify::keyless::verify_artifact(
+                &artifact,
+                &dir.join(bundle),
+                &signer,
+                &source,
+            )?;
+            println!("OK: {verified}");
+            Ok(exit::OK)
         }
         Command::Keygen { output_prefix } => {
             let password = crate::signing::password(true)?;

@@ -1,6 +1,7 @@
 //! xrelease through its real binary, on fixture workspaces: one test binary, specs as tests.
 
 mod adopt;
+mod conformance;
 mod image;
 mod interop;
 mod intoto;

@@ -5,19 +5,13 @@ use base64::engine::general_purpose::STANDARD;
 use x509_cert::Certificate;
 use x509_cert::der::asn1::{ObjectIdentifier, Utf8StringRef};
 use x509_cert::der::{Decode as _, Encode as _};
+use x509_cert::ext::pkix::SubjectAltName;
 use x509_cert::ext::pkix::name::GeneralName;
-use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, SubjectAltName};
 
 use super::asn1;
-use super::ec::{EcKey, HashAlg};
-use super::trusted_root::CertificateAuthority;
+use super::ec::EcKey;
 
 const OID_SAN: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.17");
-const OID_BASIC_CONSTRAINTS: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.19");
-const OID_EXT_KEY_USAGE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.37");
-const OID_CODE_SIGNING: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.3");
-const OID_ECDSA_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
-const OID_ECDSA_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
 /// Fulcio's OIDC issuer extension, v1: the issuer URL as raw bytes (deprecated, still written).
 const OID_FULCIO_ISSUER_V1: ObjectIdentifier =
     ObjectIdentifier::new_unwrap("1.3.6.1.4.1.57264.1.1");
@@ -120,44 +114,6 @@ impl Cert {
             .map(|ext| ext.extn_value.as_bytes())
     }
 
-    fn is_ca(&self) -> bool {
-        self.extension(OID_BASIC_CONSTRAINTS)
-            .and_then(|v| BasicConstraints::from_der(v).ok())
-            .is_some_and(|bc| bc.ca)
-    }
-
-    fn subject_der(&self) -> Vec<u8> {
-        self.cert
-            .tbs_certificate
-            .subject
-            .to_der()
-            .unwrap_or_default()
-    }
-
-    fn issuer_der(&self) -> Vec<u8> {
-        self.cert
-            .tbs_certificate
-            .issuer
-            .to_der()
-            .unwrap_or_default()
-    }
-
-    /// Whether `issuer`'s key signed this certificate (ECDSA with SHA-256 or SHA-384).
-    pub fn signed_by(&self, issuer: &Cert) -> bool {
-        let hash = match self.cert.signature_algorithm.oid {
-            OID_ECDSA_SHA256 => HashAlg::Sha256,
-            OID_ECDSA_SHA384 => HashAlg::Sha384,
-            _ => return false,
-        };
-        let (Ok(key), Ok(tbs)) = (issuer.public_key(), asn1::tbs_of_certificate(&self.der)) else {
-            return false;
-        };
-        let Some(signature) = self.cert.signature.as_bytes() else {
-            return false;
-        };
-        key.verify(hash, tbs, signature)
-    }
-
     /// The URI and email SANs, in certificate order.
     pub fn san_identities(&self) -> Vec<String> {
         let Some(san) = self
@@ -203,102 +159,6 @@ impl Cert {
             (v1, v2) => Ok(v2.or(v1)),
         }
     }
-
-    fn has_code_signing_eku(&self) -> bool {
-        self.extension(OID_EXT_KEY_USAGE)
-            .and_then(|v| ExtendedKeyUsage::from_der(v).ok())
-            .is_some_and(|eku| eku.0.contains(&OID_CODE_SIGNING))
-    }
-}
-
-/// A leaf's path to a trust anchor.
-#[derive(Debug, Clone)]
-pub struct Chain {
-    /// The certificate that signed the leaf (its key id goes into SCTs).
-    pub issuer: Cert,
-    /// Index of the CA in the trusted root.
-    pub authority: usize,
-}
-
-/// Finds a CA of the trusted root, issuing at `at`, whose chain the leaf verifies up to; every
-/// certificate above the leaf must be a CA valid at `at`. The leaf's own validity window is
-/// checked separately ([`Cert::valid_at`]) so that it is reported on its own.
-pub fn verify_chain(
-    leaf: &Cert,
-    authorities: &[CertificateAuthority],
-    at: i64,
-) -> Result<Chain, String> {
-    if leaf.is_ca() {
-        return Err("the signing certificate is a CA certificate, not a Fulcio leaf".to_owned());
-    }
-    if !leaf.has_code_signing_eku() {
-        return Err("the signing certificate lacks the code-signing extended key usage".to_owned());
-    }
-    let mut reasons = Vec::new();
-    for (index, authority) in authorities.iter().enumerate() {
-        if !authority.valid_at(at) {
-            reasons.push(format!(
-                "CA #{index} ({}) was not issuing at {at}",
-                authority.uri
-            ));
-            continue;
-        }
-        let certs: Result<Vec<Cert>, _> = authority
-            .cert_chain
-            .certificates
-            .iter()
-            .map(|c| Cert::from_der(&c.raw_bytes.0, "trusted root CA certificate"))
-            .collect();
-        match certs
-            .map_err(|e| e.to_string())
-            .and_then(|certs| walk(leaf, &certs, at))
-        {
-            Ok(issuer) => {
-                return Ok(Chain {
-                    issuer,
-                    authority: index,
-                });
-            }
-            Err(reason) => reasons.push(format!("CA #{index} ({}): {reason}", authority.uri)),
-        }
-    }
-    if reasons.is_empty() {
-        reasons.push("the trusted root lists no certificate authorities".to_owned());
-    }
-    Err(reasons.join("; "))
-}
-
-/// Walks from `leaf` up through `pool` (all trusted) until a self-signed certificate, or one
-/// whose issuer the pool lacks; returns the leaf's issuer.
-fn walk(leaf: &Cert, pool: &[Cert], at: i64) -> Result<Cert, String> {
-    let mut current = leaf.clone();
-    let mut first_issuer: Option<Cert> = None;
-    // A path can't be longer than the pool; the bound also stops cycles.
-    for _ in 0..=pool.len() {
-        let found = pool
-            .iter()
-            .find(|c| c.subject_der() == current.issuer_der() && current.signed_by(c));
-        let issuer = match (found, &first_issuer) {
-            (Some(issuer), _) => issuer,
-            (None, Some(first)) => return Ok(first.clone()),
-            (None, None) => return Err("no certificate of its chain signed the leaf".to_owned()),
-        };
-        if !issuer.is_ca() {
-            return Err("an issuer in the chain is not a CA certificate".to_owned());
-        }
-        if !issuer.valid_at(at) {
-            let (start, end) = issuer.validity();
-            return Err(format!(
-                "a CA certificate was valid {start}..{end}, not at {at}"
-            ));
-        }
-        let first = first_issuer.get_or_insert_with(|| issuer.clone());
-        if issuer.subject_der() == issuer.issuer_der() {
-            return Ok(first.clone());
-        }
-        current = issuer.clone();
-    }
-    Err("the chain loops".to_owned())
 }
 
 /// All `label` blocks of PEM text, decoded.

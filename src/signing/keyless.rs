@@ -3,17 +3,12 @@
 //! Flow: identity token ([`oidc`](super::oidc)) → fresh P-256 key → Fulcio certificate for it
 //! ([`fulcio`](super::fulcio)) → per artifact: sign, upload to Rekor ([`rekor`](super::rekor)),
 //! wrap in a Sigstore bundle v0.3. The private key never leaves memory and dies with the signer;
-//! the token is dropped once the certificate is issued. Verification is in [`verify`].
-
-mod check;
-mod verify;
+//! the token is dropped once the certificate is issued. Verification is the sigstore-rust
+//! crates' ([`super::sigstore`]).
 
 use std::path::PathBuf;
 
 use sha2::{Digest as _, Sha256};
-
-pub use check::{Check, CheckResult, VerifyError, all_passed};
-pub use verify::{Artifact, unusable_bundle, verify_bundle, verify_bundle_json};
 
 use super::bundle::{
     Base64Bytes, Bundle, Content, HashAlgorithm, HashOutput, MEDIA_TYPE, MessageSignature,
@@ -26,7 +21,7 @@ use super::http::Http;
 use super::key::{KeyError, PrivateKey};
 use super::oidc::{self, IdToken, OidcError};
 use super::rekor::{self, RekorError};
-use super::trusted_root::{TrustedRoot, TrustedRootError, format_rfc3339};
+use super::trusted_root::{TrustedRootError, format_rfc3339};
 
 /// The public-good Fulcio.
 pub const PUBLIC_GOOD_FULCIO_URL: &str = "https://fulcio.sigstore.dev";
@@ -92,6 +87,9 @@ pub enum KeylessError {
     /// The trusted root could not be read.
     #[error(transparent)]
     TrustedRoot(#[from] TrustedRootError),
+    /// The trusted root is not one the Sigstore crates accept.
+    #[error(transparent)]
+    Root(#[from] super::sigstore::RootError),
     /// No identity configured and none derivable.
     #[error(
         "no expected signer identity: set `[sign] identity` (or `--certificate-identity`), e.g. https://github.com/OWNER/REPO/.github/workflows/release.yml@refs/tags/v1.0.0; in GitHub Actions it defaults from GITHUB_WORKFLOW_REF"
@@ -161,7 +159,7 @@ impl Default for TrustSource {
 #[derive(Debug)]
 pub struct ResolvedRoot {
     /// The root.
-    pub root: TrustedRoot,
+    pub root: super::sigstore::Root,
     /// e.g. that offline metadata has expired.
     pub note: Option<String>,
 }
@@ -191,10 +189,27 @@ impl TrustSource {
         &self,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<ResolvedRoot, KeylessError> {
+        let json = self.resolve_json(env)?;
+        Ok(ResolvedRoot {
+            root: super::sigstore::Root::from_json(&json.text, &json.source)?,
+            note: json.note,
+        })
+    }
+
+    /// The trusted root's JSON text, read or fetched as [`TrustSource::resolve`] does.
+    pub fn resolve_json(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<RootJson, KeylessError> {
         let (url, initial_root, offline) = match self {
             TrustSource::File(path) => {
-                return Ok(ResolvedRoot {
-                    root: TrustedRoot::read(path)?,
+                let text = std::fs::read_to_string(path).map_err(|e| TrustedRootError::Read {
+                    path: path.display().to_string(),
+                    source: e,
+                })?;
+                return Ok(RootJson {
+                    text,
+                    source: path.display().to_string(),
                     note: None,
                 });
             }
@@ -231,11 +246,18 @@ impl TrustSource {
             path: source.clone(),
             detail: "not UTF-8".to_owned(),
         })?;
-        Ok(ResolvedRoot {
-            root: TrustedRoot::from_json(&text, &source)?,
-            note,
-        })
+        Ok(RootJson { text, source, note })
     }
+}
+
+/// A trusted root's text before parsing, and where it came from.
+#[derive(Debug)]
+pub struct RootJson {
+    pub text: String,
+    /// A path or URL, for messages.
+    pub source: String,
+    /// e.g. that offline metadata has expired.
+    pub note: Option<String>,
 }
 
 fn unix_now() -> i64 {

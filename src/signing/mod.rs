@@ -2,9 +2,9 @@
 //! verification `Policy` derived from the same choice.
 //!
 //! Formats live in the submodules: cosign-compatible keys, DSSE envelopes, Sigstore bundles;
-//! keyless signing (Fulcio, Rekor, OIDC tokens) and its offline verification. Only `http.rs`
-//! talks to the network; verification (`keyless::verify_bundle`, `tlog`, `certificate`, `sct`)
-//! is offline and pure.
+//! keyless signing (Fulcio, Rekor, OIDC tokens). Only `http.rs` talks to the network. Keyless
+//! verification and trusted roots are the sigstore-rust crates', behind `sigstore.rs`, the one
+//! module that calls them.
 
 mod asn1;
 pub mod bundle;
@@ -17,8 +17,7 @@ pub mod key;
 pub mod keyless;
 pub mod oidc;
 pub mod rekor;
-pub mod sct;
-pub mod tlog;
+pub mod sigstore;
 pub mod trusted_root;
 
 use std::path::Path;
@@ -30,7 +29,6 @@ use bundle::{Bundle, Content};
 use dsse::Envelope;
 use key::{PrivateKey, PublicKey};
 use keyless::{ExpectedIdentity, KeylessConfig, KeylessSigner};
-use trusted_root::TrustedRoot;
 
 /// Reads an environment variable; the process environment in production, a list in tests.
 pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -64,7 +62,7 @@ pub enum Signer {
 pub struct Keyless {
     config: KeylessConfig,
     expected: ExpectedIdentity,
-    root: TrustedRoot,
+    root: sigstore::Root,
     signer: Option<KeylessSigner>,
 }
 

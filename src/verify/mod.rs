@@ -14,7 +14,7 @@ use crate::digest::sha256_files;
 use crate::layout;
 use crate::signing::bundle::Bundle;
 use crate::signing::key::PublicKey;
-use crate::signing::trusted_root::TrustedRoot;
+use crate::signing::sigstore::Root;
 use crate::stage::checksums;
 
 pub use image::verify_image;
@@ -23,7 +23,7 @@ mod attestations;
 mod complete;
 mod image;
 mod images;
-mod keyless;
+pub mod keyless;
 
 /// Who must have signed the release.
 #[derive(Debug, Clone)]
@@ -35,7 +35,7 @@ pub enum Policy {
     Keyless {
         identity: String,
         issuer: String,
-        root: TrustedRoot,
+        root: Root,
     },
 }
 

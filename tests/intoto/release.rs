@@ -109,7 +109,9 @@ pub(crate) fn setup() -> &'static Setup {
 /// The release directory as a user downloads it: what would be published (no rehearsal record).
 pub(crate) fn downloaded(dist: &Path) -> tempfile::TempDir {
     let copy = copy_of(dist);
+    // Neither record is published: the rehearsal's plan, and xrelease's unsigned manifest.
     let _ = std::fs::remove_file(copy.path().join("publish-plan.json"));
+    let _ = std::fs::remove_file(copy.path().join("manifest.json"));
     copy
 }
 
