@@ -109,9 +109,11 @@ fn finish(
     timed(&mut clock, "checksums", || {
         stage::checksums::run(dist, &mut manifest)
     })?; //  SHA256SUMS over binaries and SBOMs
-    timed(&mut clock, "image", || {
-        stage::image::run(ctx, &repository, &mut manifest)
-    })?; //  [image]: OCI layouts in oci/, IMAGES in SHA256SUMS
+    if ctx.config.image.is_some() {
+        timed(&mut clock, "image", || {
+            stage::image::run(ctx, &repository, &mut manifest)
+        })?; //  [image]: OCI layouts in oci/, IMAGES in SHA256SUMS
+    }
     if let Some(published) = stage::publish::already_published(publisher, &manifest)? {
         return Ok(Report {
             manifest,
@@ -129,9 +131,11 @@ fn finish(
             &attest_inputs(ctx, &repository, &ci),
         )
     })?; //  provenance, SBOM attestations
-    timed(&mut clock, "in-toto", || {
-        intoto::stage::run(ctx, &mut manifest)
-    })?; //  in-toto: build links, the tag's link, root.layout
+    if ctx.config.in_toto.is_some() {
+        timed(&mut clock, "in-toto", || {
+            intoto::stage::run(ctx, &mut manifest)
+        })?; //  in-toto: build links, the tag's link, root.layout
+    }
     manifest.timings = clock.clone();
     manifest.write(dist)?;
     let verified = timed(&mut clock, "verify", || {
@@ -166,7 +170,7 @@ fn publish(
             published,
         });
     }
-    if ctx.mode == Mode::Real {
+    if ctx.mode == Mode::Real && verified.dist().join(layout::IMAGES).exists() {
         timed(&mut clock, "push", || {
             stage::image::push(verified, signer, &ctx.ui)
         })?; //  [image]: the verified layouts to their registry
