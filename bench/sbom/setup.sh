@@ -21,7 +21,7 @@ mkdir -p "$ws/src"
 
 echo "setup: building xrelease (release profile)"
 cargo build --release --locked --quiet --bin xrelease --manifest-path "$repo/Cargo.toml"
-xrelease="$repo/target/release/xrelease"
+xrelease="${CARGO_TARGET_DIR:-$repo/target}/release/xrelease"
 
 # The workspace's files are rewritten every time (same bytes, so git sees no change unless this
 # script changed them); a change is committed, which makes the release below run again.
