@@ -3,6 +3,7 @@
 //! The release order is the body of [`release`]: one line per stage. Every stage reads and
 //! extends the manifest in `dist/<tag>/`, so any stage can be re-run from disk.
 
+pub mod cjson;
 pub mod cli;
 pub mod config;
 pub mod context;

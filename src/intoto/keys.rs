@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::digest::sha256_bytes;
 use crate::signing::key::{KeyError, PublicKey};
 
-use super::cjson;
+use crate::cjson;
 
 pub const KEYTYPE: &str = "ecdsa";
 pub const SCHEME: &str = "ecdsa-sha2-nistp256";

@@ -10,8 +10,8 @@ use serde_json::Value;
 use crate::digest::{hex, unhex};
 use crate::signing::key::PrivateKey;
 
-use super::cjson;
 use super::keys::Key;
+use crate::cjson;
 
 /// Artifact path → `{"sha256": hex}`.
 pub type Artifacts = BTreeMap<String, BTreeMap<String, String>>;

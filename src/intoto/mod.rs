@@ -6,7 +6,6 @@
 //! P-256 cosign keys with securesystemslib's keyids. xrelease's own verifier ([`verify`]) checks
 //! the same layout the same way, so `xrelease verify` and `xrelease publish` need no Python.
 
-pub mod cjson;
 pub mod commands;
 pub mod config;
 pub mod keys;

@@ -9,7 +9,7 @@ use serde_json::Value;
 use sha2::{Digest as _, Sha256, Sha512};
 
 use super::TufError;
-use super::cjson;
+use crate::cjson;
 use crate::digest::{hex, unhex};
 use crate::signing::ec::{EcKey, HashAlg};
 use crate::signing::trusted_root::parse_rfc3339;

@@ -17,7 +17,6 @@
 //! targets, and a target that is not there is an error. Keys: ECDSA P-256/P-384 (what Sigstore
 //! signs with); signatures by other key types do not count toward a threshold.
 
-mod cjson;
 mod metadata;
 mod update;
 

@@ -1,8 +1,8 @@
-//! OLPC canonical JSON, the encoding in-toto (via securesystemslib) signs: object keys sorted,
-//! no whitespace, strings with only `"` and `\` escaped, integers only.
+//! OLPC canonical JSON, the encoding TUF and in-toto (via securesystemslib) sign: object keys
+//! sorted, no whitespace, strings with only `"` and `\` escaped, integers only.
 //!
-//! in-toto keeps its own copy rather than sharing one with another module: a keyid is the hash
-//! of this encoding, so it must not change when another user of canonical JSON does.
+//! Metadata is verified over the canonical form of its `signed` value as parsed, so fields this
+//! client does not know (`x-tuf-on-ci-*` and the like) are covered by the signature too.
 
 use serde_json::Value;
 
