@@ -11,8 +11,8 @@ use crate::support::github_server::{
 };
 use sha2::{Digest, Sha256};
 use xrelease::github::{
-    ClientConfig, FoundRelease, GitHub, GithubError, PlannedAsset, ReleasePlan, Repo, RetryPolicy,
-    Token,
+    AttestationUpload, ClientConfig, FoundRelease, GitHub, GithubError, PlannedAsset, ReleasePlan,
+    Repo, RetryPolicy, Token,
 };
 
 const TAG: &str = "v1.2.3";
@@ -995,4 +995,148 @@ fn a_rehearsal_describes_every_request_of_a_publish_and_sends_none() {
     for (r, a) in described.iter().filter(|r| r.size.is_some()).zip(&assets) {
         assert_eq!(r.digest.clone().unwrap(), digest_of(&a.path).1);
     }
+}
+
+/// Keyless releases store their attestation bundles first, then publish. Bundles shaped as
+/// GitHub indexes them: a DSSE envelope over an in-toto statement naming one subject.
+fn attestation_uploads(assets: &[PlannedAsset]) -> Vec<AttestationUpload> {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    assets
+        .iter()
+        .take(3)
+        .enumerate()
+        .map(|(i, a)| {
+            let (_, digest) = digest_of(&a.path);
+            let hex = digest.trim_start_matches("sha256:").to_string();
+            let statement = serde_json::json!({
+                "_type": "https://in-toto.io/Statement/v1",
+                "subject": [{"name": a.name, "digest": {"sha256": hex}}],
+                "predicateType": "https://slsa.dev/provenance/v1",
+                "predicate": {"n": i},
+            });
+            let bundle = serde_json::json!({
+                "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+                "verificationMaterial": {},
+                "dsseEnvelope": {
+                    "payload": b64.encode(statement.to_string()),
+                    "payloadType": "application/vnd.in-toto+json",
+                    "signatures": [{"sig": b64.encode(format!("signature {i}"))}],
+                },
+            });
+            AttestationUpload {
+                name: format!("{}.intoto.jsonl", a.name),
+                subject_sha256: hex,
+                bundle,
+            }
+        })
+        .collect()
+}
+
+/// What the publish stage does for a keyless release: store the attestations, then publish.
+fn store_then_publish(
+    gh: &GitHub,
+    uploads: &[AttestationUpload],
+    assets: &[PlannedAsset],
+) -> Result<(), GithubError> {
+    gh.store_attestations(uploads)?;
+    gh.publish_release(&plan(assets.to_vec()), &|_, _, _| {})?;
+    Ok(())
+}
+
+/// One case of the attestation sweep: `fault` at request `k` of store-then-publish, then a clean
+/// re-run. Afterwards each bundle is stored exactly once, and no release was published before
+/// every attestation was stored.
+fn attestation_sweep_case(fault: Fault, k: u64, retries: bool) {
+    let ctx = format!("{fault:?} at request {k} (retries: {retries})");
+    let server = GitHubServer::builder()
+        .repo(OWNER, REPO)
+        .token(TOKEN, true)
+        .immutable(true)
+        .hang_for(Duration::from_secs(2))
+        .start();
+    let dir = tempfile::tempdir().unwrap();
+    let assets = make_assets(dir.path(), 4);
+    let uploads = attestation_uploads(&assets);
+    server.fail_request(k, fault);
+    let mut cfg = test_config(server.api_url());
+    if !retries {
+        cfg.retry.max_attempts = 1;
+    }
+    if fault == Fault::Hang {
+        cfg.request_timeout = Duration::from_millis(300);
+    }
+    let first = store_then_publish(&client_with(&server, TOKEN, cfg), &uploads, &assets);
+    if retries {
+        first.as_ref().unwrap_or_else(|e| panic!("{ctx}: {e}"));
+    }
+    let published = assert_never_published_incomplete(&server, &assets, &ctx);
+    if published {
+        assert_eq!(
+            server.attestations(OWNER, REPO).len(),
+            uploads.len(),
+            "{ctx}: published with a different number of attestations stored than bundles (each exactly once)"
+        );
+    }
+
+    store_then_publish(&client(&server), &uploads, &assets)
+        .unwrap_or_else(|e| panic!("{ctx}: re-run failed: {e}"));
+    assert!(assert_never_published_incomplete(&server, &assets, &ctx));
+    let stored = server.attestations(OWNER, REPO);
+    assert_eq!(
+        stored.len(),
+        uploads.len(),
+        "{ctx}: {} attestations stored for {} bundles",
+        stored.len(),
+        uploads.len()
+    );
+    for up in &uploads {
+        let n = stored
+            .iter()
+            .filter(|s| s.bundle["dsseEnvelope"] == up.bundle["dsseEnvelope"])
+            .count();
+        assert_eq!(n, 1, "{ctx}: {} stored {n} times", up.name);
+    }
+    assert_no_duplicates_no_deletes(&server.log(), &ctx);
+    assert!(
+        server
+            .log()
+            .iter()
+            .any(|e| e.number == k && e.fault == Some(fault)),
+        "{ctx}: fault never triggered"
+    );
+}
+
+#[test]
+fn attestation_store_then_publish_survives_a_fault_at_every_request() {
+    let n = {
+        let server = GitHubServer::start();
+        let dir = tempfile::tempdir().unwrap();
+        let assets = make_assets(dir.path(), 4);
+        store_then_publish(&client(&server), &attestation_uploads(&assets), &assets).unwrap();
+        let attestation_requests = server
+            .log()
+            .iter()
+            .filter(|e| e.path.contains("/attestations"))
+            .count();
+        assert_eq!(
+            attestation_requests, 6,
+            "a clean run lists then stores each of the 3 bundles"
+        );
+        server.request_count()
+    };
+    let cases: Vec<(Fault, u64, bool)> = Fault::ALL
+        .iter()
+        .flat_map(|&f| [true, false].map(move |r| (f, r)))
+        .flat_map(|(f, r)| (1..=n).map(move |k| (f, k, r)))
+        .collect();
+    std::thread::scope(|s| {
+        for chunk in cases.chunks(cases.len().div_ceil(8)) {
+            s.spawn(move || {
+                for &(fault, k, retries) in chunk {
+                    attestation_sweep_case(fault, k, retries);
+                }
+            });
+        }
+    });
 }
