@@ -215,6 +215,36 @@ fn real_run(
     run.run_with_config(config)
 }
 
+/// `xrelease verify FILE --github o/r@v1.0.0` against the local GitHub, keyless, for
+/// `identity` (default the workflow's); returns the exit code, the JSON report and stderr.
+fn verify_from_github(
+    server: &GitHubServer,
+    file: &Path,
+    root: &Path,
+    identity: Option<&str>,
+) -> (i32, serde_json::Value, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_xrelease"))
+        .arg("verify")
+        .arg(file)
+        .args(["--github", "o/r@v1.0.0", "--json", "--trusted-root"])
+        .arg(root)
+        .args([
+            "--certificate-identity",
+            identity.unwrap_or(crate::support::sigstore::WORKFLOW_IDENTITY),
+            "--certificate-oidc-issuer",
+            crate::support::sigstore::GITHUB_ISSUER,
+        ])
+        .env("GITHUB_API_URL", server.api_url())
+        .env("GITHUB_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 #[test]
 fn a_real_keyless_release_stores_each_bundle_once_and_gh_finds_them() {
     let fixture = crate::publish::release::setup().fixture; // tagged v1.0.0 at HEAD
@@ -297,6 +327,40 @@ fn a_real_keyless_release_stores_each_bundle_once_and_gh_finds_them() {
             &format!("{binary} SBOM from the store"),
         );
     }
+    // xrelease, given one downloaded binary, fetches the release's metadata from GitHub.
+    for binary in BINARIES {
+        let (code, report, err) = verify_from_github(&server, &dist.join(binary), &root, None);
+        assert_eq!(code, 0, "{binary}: {err}\n{report:#}");
+        assert!(
+            report["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["check"] == "keyless"),
+            "{binary}: no keyless check in {report:#}"
+        );
+    }
+    let (code, report, _) = verify_from_github(
+        &server,
+        &dist.join(BINARIES[0]),
+        &root,
+        Some("https://github.com/o/r/.github/workflows/other.yml@refs/tags/v1.0.0"),
+    );
+    assert_eq!(code, 3, "another workflow identity: {report:#}");
+    let failed: Vec<&serde_json::Value> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["passed"] == false)
+        .collect();
+    assert!(
+        failed.iter().any(|c| c["check"] == "keyless"
+            && c["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with("identity mismatch")),
+        "the identity should fail: {failed:#?}"
+    );
     let file = dist.join(BINARIES[0]);
     refuses(
         &gh(&file, &root, &["--repo", "o/other"], Some(&server)),
