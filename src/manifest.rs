@@ -147,6 +147,31 @@ impl Manifest {
         self.artifacts.sort_by(|a, b| a.name.cmp(&b.name));
     }
 
+    /// Writes a file of the release into `dist` and records it, hashed from the bytes written.
+    pub fn write_file(
+        &mut self,
+        dist: &Path,
+        name: &str,
+        kind: Kind,
+        describes: Option<&str>,
+        bytes: &[u8],
+    ) -> Result<()> {
+        let path = dist.join(name);
+        std::fs::write(&path, bytes).map_err(Error::io("cannot write", &path))?;
+        self.upsert(Artifact {
+            name: name.to_string(),
+            kind,
+            bin: None,
+            package: None,
+            target: None,
+            platform: None,
+            describes: describes.map(str::to_string),
+            sha256: crate::digest::sha256_bytes(bytes),
+            size: bytes.len() as u64,
+        });
+        Ok(())
+    }
+
     pub fn to_json(&self) -> String {
         let value = serde_json::to_value(self).expect("the manifest is plain data");
         let mut text = serde_json::to_string_pretty(&sorted(value)).expect("plain data serialises");

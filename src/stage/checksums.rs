@@ -43,19 +43,7 @@ pub fn run(dist: &Path, manifest: &mut Manifest) -> Result<()> {
     }
     lines.sort_by(|a, b| a[66..].cmp(&b[66..]));
     let text = lines.concat();
-    let path = dist.join(FILE);
-    std::fs::write(&path, &text).map_err(Error::io("cannot write", &path))?;
-    manifest.upsert(Artifact {
-        name: FILE.into(),
-        kind: Kind::Checksums,
-        bin: None,
-        package: None,
-        target: None,
-        platform: None,
-        describes: None,
-        sha256: crate::digest::sha256_bytes(text.as_bytes()),
-        size: text.len() as u64,
-    });
+    manifest.write_file(dist, FILE, Kind::Checksums, None, text.as_bytes())?;
     Ok(())
 }
 

@@ -110,19 +110,7 @@ pub fn assemble(dist: &Path, manifest: &mut Manifest, inputs: &Inputs<'_>) -> Re
         entries.push(entry);
     }
     let text = image::format(&entries);
-    let path = dist.join(IMAGES_FILE);
-    std::fs::write(&path, &text).map_err(Error::io("cannot write", &path))?;
-    manifest.upsert(Artifact {
-        name: IMAGES_FILE.into(),
-        kind: Kind::Images,
-        bin: None,
-        package: None,
-        target: None,
-        platform: None,
-        describes: None,
-        sha256: crate::digest::sha256_bytes(text.as_bytes()),
-        size: text.len() as u64,
-    });
+    manifest.write_file(dist, IMAGES_FILE, Kind::Images, None, text.as_bytes())?;
     manifest.images = records;
     // SHA256SUMS again, now with IMAGES: the signature over it covers the images.
     crate::stage::checksums::run(dist, manifest)

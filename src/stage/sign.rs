@@ -5,7 +5,7 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::layout;
-use crate::manifest::{Artifact, Kind, Manifest};
+use crate::manifest::{Kind, Manifest};
 use crate::signing::Signer;
 use crate::signing::key::encode_signature;
 use crate::stage::checksums;
@@ -67,18 +67,5 @@ pub fn write(
     describes: Option<&str>,
     bytes: &[u8],
 ) -> Result<()> {
-    let path = dist.join(name);
-    std::fs::write(&path, bytes).map_err(Error::io("cannot write", &path))?;
-    manifest.upsert(Artifact {
-        name: name.to_string(),
-        kind,
-        bin: None,
-        package: None,
-        target: None,
-        platform: None,
-        describes: describes.map(str::to_string),
-        sha256: crate::digest::sha256_bytes(bytes),
-        size: bytes.len() as u64,
-    });
-    Ok(())
+    manifest.write_file(dist, name, kind, describes, bytes)
 }
