@@ -495,7 +495,7 @@ fn an_interrupted_update_leaves_the_last_complete_state_for_offline_use() {
     let cache = tempfile::tempdir().unwrap();
     verifies(&verify_with(&repo, cache.path(), &[]));
     let cached = cache_dir(cache.path(), &repo.url);
-    let before = std::fs::read(cached.join("timestamp.json")).unwrap();
+    let before = std::fs::read_to_string(cached.join("timestamp.json")).unwrap();
     // The repository publishes a new trusted root, but its download fails (404).
     repo.update_target(&keyless_release().server.other_trusted_root);
     std::fs::remove_file(repo.current_target()).unwrap();
@@ -506,7 +506,7 @@ fn an_interrupted_update_leaves_the_last_complete_state_for_offline_use() {
     // The new timestamp, snapshot and targets verified, but nothing was cached: offline still
     // has the whole previous state, which verifies this release.
     assert_eq!(
-        std::fs::read(cached.join("timestamp.json")).unwrap(),
+        std::fs::read_to_string(cached.join("timestamp.json")).unwrap(),
         before
     );
     verifies(&verify_with(&repo, cache.path(), &["--offline"]));
