@@ -4,7 +4,9 @@
 //! The protocol is the crate's: the root chain from the initial root, timestamp → snapshot →
 //! targets with thresholds, rollback and freeze checks, and targets checked against their listed
 //! length and hashes; every use of the cache re-verifies it from the initial root. xrelease
-//! owns only the policy and what the crate lacks (see the report in `README.md`, "Trusted root"):
+//! owns only the policy, and what the crate lacks (`sigstore-trust-root`'s own TUF entry points,
+//! `TufConfig` and `fetch_trust_material`, are not used: they flatten every failure into one
+//! string, and are built on the pieces below that fall short):
 //! - which repository and initial root (Sigstore's public-good one, embedded by
 //!   `sigstore-trust-root`, unless `--tuf-url`/`--tuf-root` say otherwise) and where the cache
 //!   lives (`$XDG_CACHE_HOME/xrelease/tuf/<repository>/`);
@@ -53,7 +55,7 @@ pub enum TufError {
     )]
     TooLarge { url: String, limit: u64 },
     #[error(
-        "the TUF repository at {url} is incomplete: {detail}, though its verified metadata lists it; try again later, or pass `--offline` or `--trusted-root FILE`"
+        "the TUF repository at {url} is incomplete: {detail} (a file its verified metadata leads to); try again later, or pass `--offline` or `--trusted-root FILE`"
     )]
     Incomplete { url: String, detail: String },
     #[error("the TUF repository at {url} served metadata that does not verify: {detail}{hint}")]
