@@ -500,9 +500,6 @@ fn run(dir: &Path, command: Command) -> Result<i32> {
                     let resolved = source
                         .resolve(&crate::signing::process_env)
                         .map_err(trust_error)?;
-                    if let Some(note) = resolved.note {
-                        eprintln!("note: {note}");
-                    }
                     Policy::Keyless {
                         identity,
                         issuer,

@@ -6,8 +6,6 @@
 //! the token is dropped once the certificate is issued. Verification is the sigstore-rust
 //! crates' ([`super::sigstore`]).
 
-use std::path::PathBuf;
-
 use sha2::{Digest as _, Sha256};
 
 use super::bundle::{
@@ -21,6 +19,7 @@ use super::http::Http;
 use super::key::{KeyError, PrivateKey};
 use super::oidc::{self, IdToken, OidcError};
 use super::rekor::{self, RekorError};
+pub use super::trust::{ResolvedRoot, RootJson, TrustSource};
 use super::trusted_root::{TrustedRootError, format_rfc3339};
 
 /// The public-good Fulcio.
@@ -127,143 +126,6 @@ pub fn github_workflow_identity(env: &dyn Fn(&str) -> Option<String>) -> Option<
         .unwrap_or("https://github.com")
         .trim_end_matches('/');
     Some(format!("{server}/{workflow_ref}"))
-}
-
-/// Where a keyless verifier gets its trusted root (Fulcio CAs, Rekor and CT log keys).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TrustSource {
-    /// A trusted_root.json file (a private Sigstore instance, or one fetched elsewhere).
-    File(PathBuf),
-    /// The `trusted_root.json` target of a TUF repository: Sigstore's public-good one by default.
-    Tuf {
-        /// Repository base URL.
-        url: String,
-        /// Its initial root.json; `None` is the embedded one (Sigstore's repository only).
-        initial_root: Option<PathBuf>,
-        /// Use only what an earlier run cached; never touch the network.
-        offline: bool,
-    },
-}
-
-impl Default for TrustSource {
-    fn default() -> Self {
-        TrustSource::Tuf {
-            url: crate::tuf::SIGSTORE_TUF_URL.to_owned(),
-            initial_root: None,
-            offline: false,
-        }
-    }
-}
-
-/// A trusted root, and anything the user should know about how it was obtained.
-#[derive(Debug)]
-pub struct ResolvedRoot {
-    /// The root.
-    pub root: super::sigstore::Root,
-    /// e.g. that offline metadata has expired.
-    pub note: Option<String>,
-}
-
-impl TrustSource {
-    /// From `[sign]` or the verify flags: a file wins; else the TUF repository at `tuf_url`
-    /// (default Sigstore's), trusting `tuf_root` (default the embedded root).
-    pub fn new(
-        trusted_root: Option<PathBuf>,
-        tuf_url: Option<String>,
-        tuf_root: Option<PathBuf>,
-        offline: bool,
-    ) -> Self {
-        match trusted_root {
-            Some(path) => TrustSource::File(path),
-            None => TrustSource::Tuf {
-                url: tuf_url.unwrap_or_else(|| crate::tuf::SIGSTORE_TUF_URL.to_owned()),
-                initial_root: tuf_root,
-                offline,
-            },
-        }
-    }
-
-    /// Reads the file, or updates the TUF metadata (or re-verifies the cache, offline) and
-    /// parses the verified `trusted_root.json` target. Never falls back to anything weaker.
-    pub fn resolve(
-        &self,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<ResolvedRoot, KeylessError> {
-        let json = self.resolve_json(env)?;
-        Ok(ResolvedRoot {
-            root: super::sigstore::Root::from_json(&json.text, &json.source)?,
-            note: json.note,
-        })
-    }
-
-    /// The trusted root's JSON text, read or fetched as [`TrustSource::resolve`] does.
-    pub fn resolve_json(
-        &self,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<RootJson, KeylessError> {
-        let (url, initial_root, offline) = match self {
-            TrustSource::File(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| TrustedRootError::Read {
-                    path: path.display().to_string(),
-                    source: e,
-                })?;
-                return Ok(RootJson {
-                    text,
-                    source: path.display().to_string(),
-                    note: None,
-                });
-            }
-            TrustSource::Tuf {
-                url,
-                initial_root,
-                offline,
-            } => (url, initial_root, *offline),
-        };
-        let initial = match initial_root {
-            Some(path) => Some(std::fs::read(path).map_err(|e| crate::tuf::TufError::Io {
-                what: "reading the initial TUF root",
-                path: path.clone(),
-                detail: e.to_string(),
-            })?),
-            None => None,
-        };
-        let repo = crate::tuf::Repository::new(url, initial, env)?;
-        let now = unix_now();
-        let target = crate::tuf::TRUSTED_ROOT_TARGET;
-        let (bytes, note) = if offline {
-            let cached = repo.cached_target(target, now)?;
-            (
-                cached.bytes,
-                cached
-                    .expired
-                    .map(|e| format!("{e}; verifying with it anyway (--offline)")),
-            )
-        } else {
-            (repo.fetch_target(&Http::new(), target, now)?, None)
-        };
-        let source = format!("{url}/targets/{target}");
-        let text = String::from_utf8(bytes).map_err(|_| TrustedRootError::Parse {
-            path: source.clone(),
-            detail: "not UTF-8".to_owned(),
-        })?;
-        Ok(RootJson { text, source, note })
-    }
-}
-
-/// A trusted root's text before parsing, and where it came from.
-#[derive(Debug)]
-pub struct RootJson {
-    pub text: String,
-    /// A path or URL, for messages.
-    pub source: String,
-    /// e.g. that offline metadata has expired.
-    pub note: Option<String>,
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 impl KeylessConfig {
@@ -454,67 +316,6 @@ mod tests {
             (expected.identity.as_str(), expected.issuer.as_str()),
             ("me@example.com", "https://accounts.example.com")
         );
-    }
-
-    #[test]
-    fn the_trusted_root_comes_from_sigstores_tuf_repository_unless_configured() {
-        assert_eq!(
-            KeylessConfig::default().trust,
-            TrustSource::Tuf {
-                url: "https://tuf-repo-cdn.sigstore.dev".to_owned(),
-                initial_root: None,
-                offline: false,
-            }
-        );
-        let file = TrustSource::new(Some("/r.json".into()), Some("https://x".into()), None, true);
-        assert_eq!(file, TrustSource::File("/r.json".into()));
-
-        // Offline with nothing cached: fail closed, naming the cache and the fixes.
-        let empty_cache = tempfile_dir();
-        let cache_env = [("XDG_CACHE_HOME", empty_cache.to_str().unwrap())];
-        let offline = TrustSource::new(None, None, None, true);
-        let err = offline.resolve(&env(&cache_env)).unwrap_err();
-        let text = err.to_string();
-        assert!(
-            text.contains("no trusted root cached for https://tuf-repo-cdn.sigstore.dev"),
-            "{text}"
-        );
-        assert!(
-            text.contains(&format!(
-                "{}/xrelease/tuf/https%3A%2F%2Ftuf-repo-cdn.sigstore.dev",
-                empty_cache.display()
-            )),
-            "{text}"
-        );
-        assert!(
-            text.contains("without `--offline`") && text.contains("--trusted-root"),
-            "{text}"
-        );
-        std::fs::remove_dir_all(&empty_cache).unwrap();
-
-        // Another repository needs its own anchor.
-        let private = TrustSource::new(None, Some("https://tuf.example".into()), None, false);
-        let err = private.resolve(&env(&cache_env)).unwrap_err();
-        assert!(err.to_string().contains("pass `--tuf-root FILE`"), "{err}");
-
-        let missing = TrustSource::File(PathBuf::from("/nonexistent/trusted_root.json"));
-        let err = missing.resolve(&env(&[])).unwrap_err();
-        assert!(
-            err.to_string().contains("/nonexistent/trusted_root.json"),
-            "{err}"
-        );
-    }
-
-    /// A fresh directory under the system temp dir (the lib's unit tests have no tempfile).
-    fn tempfile_dir() -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "xrelease-keyless-unit-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
     }
 
     #[test]

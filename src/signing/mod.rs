@@ -18,6 +18,7 @@ pub mod keyless;
 pub mod oidc;
 pub mod rekor;
 pub mod sigstore;
+pub mod trust;
 pub mod trusted_root;
 
 use std::path::Path;

@@ -254,9 +254,6 @@ pub fn verify_artifact(
             }
             _ => Error::Config(e.to_string()),
         })?;
-    if let Some(note) = &json.note {
-        eprintln!("note: {note}");
-    }
     let root = Root::from_json(&json.text, &json.source).map_err(|e| refused(e.to_string()))?;
     sigstore::verify(&bundle_json, subject, &signer, &root).map_err(|e| refused(e.to_string()))
 }

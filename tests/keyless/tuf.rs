@@ -1,23 +1,50 @@
 //! `xrelease verify` without `--trusted-root`: the trusted root comes from a TUF repository.
 //! The repository is made by python-tuf, the reference implementation (tests/support/tuf), and
-//! served from 127.0.0.1; its `trusted_root.json` target is the loopback Sigstore's. Every
-//! attack python-tuf's own client refuses, ours must refuse too, before any release check runs.
+//! served from 127.0.0.1; its `trusted_root.json` target is the loopback Sigstore's, and its
+//! `signing_config.v0.2.json` names the loopback Fulcio and Rekor. Every attack python-tuf's own
+//! client refuses, xrelease (through sigstore-tuf) must refuse too, before any release check runs.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
+use xrelease::signing::keyless::{KeylessError, TrustSource};
 
 use crate::support::Outcome;
 use crate::support::sigstore::{GITHUB_ISSUER, WORKFLOW_IDENTITY};
 use crate::support::tuf::TufRepo;
 
-use super::{edit_json, keyless_release, read_json};
+use super::{edit_json, keyless_release};
 
-/// A repository whose `trusted_root.json` is the loopback Sigstore's.
+const SIGNING_CONFIG: &str = "signing_config.v0.2.json";
+
+/// A repository whose `trusted_root.json` is the loopback Sigstore's, with a signing config.
 fn repo() -> TufRepo {
-    TufRepo::init(&keyless_release().server.trusted_root)
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(config.path(), signing_config("loopback")).unwrap();
+    TufRepo::init(&keyless_release().server.trusted_root, Some(config.path()))
+}
+
+/// A signing config v0.2 naming the loopback Fulcio and Rekor (`operator` tells versions apart).
+fn signing_config(operator: &str) -> String {
+    let server = &keyless_release().server;
+    let service = |url: &str| {
+        serde_json::json!([{
+            "url": url,
+            "majorApiVersion": 1,
+            "validFor": {"start": "2020-01-01T00:00:00Z"},
+            "operator": operator,
+        }])
+    };
+    serde_json::json!({
+        "mediaType": "application/vnd.dev.sigstore.signingconfig.v0.2+json",
+        "caUrls": service(&server.fulcio_url),
+        "oidcUrls": [],
+        "rekorTlogUrls": service(&server.rekor_url),
+        "rekorTlogConfig": {"selector": "ANY"},
+        "tsaUrls": [],
+        "tsaConfig": {"selector": "ANY"},
+    })
+    .to_string()
 }
 
 /// `xrelease verify` of the keyless release against `repo`, with `cache` as XDG_CACHE_HOME.
@@ -47,10 +74,35 @@ fn verify_keyless_with(cache: &Path, args: &[&str]) -> Outcome {
     Outcome { output }
 }
 
-/// The TUF cache file of the repository at `url` under XDG_CACHE_HOME `cache`.
-fn cache_file(cache: &Path, url: &str) -> PathBuf {
+/// The TUF cache directory of the repository at `url` under XDG_CACHE_HOME `cache`.
+fn cache_dir(cache: &Path, url: &str) -> PathBuf {
     let dir = url.replace(':', "%3A").replace('/', "%2F");
-    cache.join("xrelease/tuf").join(dir).join("trusted.json")
+    cache.join("xrelease/tuf").join(dir)
+}
+
+/// `TrustSource` of the library for `repo`, with `cache` as XDG_CACHE_HOME.
+fn library_source(repo: &TufRepo, offline: bool) -> TrustSource {
+    TrustSource::new(
+        None,
+        Some(repo.url.clone()),
+        Some(repo.initial_root()),
+        offline,
+    )
+}
+
+/// The environment the library reads: only XDG_CACHE_HOME.
+fn cache_env(cache: &Path) -> impl Fn(&str) -> Option<String> + '_ {
+    move |name| (name == "XDG_CACHE_HOME").then(|| cache.display().to_string())
+}
+
+/// A TUF failure the CLI would report as untrusted (exit 3), with its message.
+#[track_caller]
+fn untrusted(err: KeylessError) -> String {
+    match &err {
+        KeylessError::Tuf(tuf) => assert!(tuf.is_untrusted(), "{err}"),
+        other => panic!("not a TUF error: {other}"),
+    }
+    err.to_string()
 }
 
 /// The release verifies, so the trusted root was the loopback Sigstore's.
@@ -89,45 +141,52 @@ fn the_trusted_root_is_fetched_over_tuf_cached_and_used_offline() {
         ],
         "the root chain from the anchor (v1), then each role once, then the target by its hash"
     );
-    let cached = cache_file(cache.path(), &repo.url);
-    let state = read_json(&cached);
+    let cached = cache_dir(cache.path(), &repo.url);
+    let cached_target = cached.join("targets/trusted_root.json");
     assert_eq!(
-        STANDARD.decode(state["target"].as_str().unwrap()).unwrap(),
+        std::fs::read(&cached_target).unwrap(),
         std::fs::read(&keyless_release().server.trusted_root).unwrap()
     );
     assert_eq!(
-        state["roots"].as_array().unwrap().len(),
-        1,
+        std::fs::read(cached.join("root.json")).unwrap(),
+        std::fs::read(repo.served("2.root.json")).unwrap(),
         "root v2, after the anchor"
     );
 
-    // Again: the metadata is refreshed, the unchanged target comes from the cache.
+    // Again: the root walk starts at the cached v2; the timestamp has not changed, so the
+    // verified snapshot, targets and target in the cache are used.
     verifies(&verify_with(&repo, cache.path(), &[]));
-    assert_eq!(
-        repo.requests()[6..],
-        [
-            "/3.root.json",
-            "/timestamp.json",
-            "/1.snapshot.json",
-            "/1.targets.json"
-        ],
-        "the root walk starts at the cached v2"
-    );
+    assert_eq!(repo.requests()[6..], ["/3.root.json", "/timestamp.json"]);
 
     // Offline: nothing is requested, the cache is re-verified and used.
     verifies(&verify_with(&repo, cache.path(), &["--offline"]));
-    assert_eq!(repo.requests().len(), 10);
+    assert_eq!(repo.requests().len(), 8);
 
-    // Offline with a cache that was tampered with fails closed.
-    edit_json(&cached, |state| {
-        let mut bytes = STANDARD.decode(state["target"].as_str().unwrap()).unwrap();
-        let last = bytes.len() - 2;
-        bytes[last] ^= 0x01;
-        state["target"] = STANDARD.encode(bytes).into();
+    // Offline with a cached target that was tampered with fails closed.
+    let original = std::fs::read(&cached_target).unwrap();
+    let mut bytes = original.clone();
+    let last = bytes.len() - 2;
+    bytes[last] ^= 0x01;
+    std::fs::write(&cached_target, bytes).unwrap();
+    refused(
+        &verify_with(&repo, cache.path(), &["--offline"]),
+        "trusted_root.json: sha256 mismatch",
+    );
+    std::fs::write(&cached_target, original).unwrap();
+    verifies(&verify_with(&repo, cache.path(), &["--offline"]));
+
+    // And one whose cached timestamp was edited: its signature no longer verifies.
+    edit_json(&cached.join("timestamp.json"), |ts| {
+        ts["signed"]["version"] = 7.into();
     });
     refused(
         &verify_with(&repo, cache.path(), &["--offline"]),
-        "has sha256",
+        "signature threshold not met for role timestamp: 0/1",
+    );
+    assert_eq!(
+        repo.requests().len(),
+        8,
+        "offline never touches the network"
     );
 }
 
@@ -164,26 +223,38 @@ fn offline_without_a_cache_or_without_the_network_fails_closed() {
 }
 
 #[test]
-fn offline_reports_expired_metadata_and_verifies_anyway() {
+fn offline_refuses_expired_metadata_naming_the_expiry_and_the_fixes() {
     let repo = repo();
     let cache = tempfile::tempdir().unwrap();
     verifies(&verify_with(&repo, cache.path(), &[]));
     // A genuinely signed timestamp that has expired, as a cache left for a while would hold.
     repo.mutate("expire", &["timestamp"]);
-    let served = std::fs::read(repo.served("timestamp.json")).unwrap();
-    edit_json(&cache_file(cache.path(), &repo.url), |state| {
-        state["timestamp"] = STANDARD.encode(served).into();
-    });
+    let served = repo.served("timestamp.json");
+    let expires = super::read_json(&served)["signed"]["expires"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let cached = cache_dir(cache.path(), &repo.url).join("timestamp.json");
+    std::fs::copy(&served, &cached).unwrap();
     let out = verify_with(&repo, cache.path(), &["--offline"]);
-    verifies(&out);
-    out.stderr_has("note: the cached timestamp.json of http://127.0.0.1")
-        .stderr_has("expired at")
-        .stderr_has("verifying with it anyway (--offline)");
+    refused(
+        &out,
+        &format!(
+            "the cached timestamp metadata of {} expired at {expires}",
+            repo.url
+        ),
+    );
+    out.stderr_has("Run once without `--offline`")
+        .stderr_has("`--trusted-root FILE`");
     // Online, the same repository is refused: that timestamp is what it serves.
     refused(
         &verify_with(&repo, cache.path(), &[]),
-        "timestamp.json expired at",
+        "timestamp metadata expired at",
     );
+    // Once the repository is current again, going online refreshes the cache for offline use.
+    repo.update_target(&keyless_release().server.trusted_root);
+    verifies(&verify_with(&repo, cache.path(), &[]));
+    verifies(&verify_with(&repo, cache.path(), &["--offline"]));
 }
 
 #[test]
@@ -204,15 +275,17 @@ fn a_new_trusted_root_published_by_the_repository_is_taken() {
 #[test]
 fn tuf_expired_roles_are_refused() {
     for (role, message) in [
-        ("timestamp", "/timestamp.json expired at"),
-        ("snapshot", "/2.snapshot.json expired at"),
-        ("targets", "/2.targets.json expired at"),
-        ("root", "root.json expired at"),
+        ("timestamp", "timestamp metadata expired at"),
+        ("snapshot", "snapshot metadata expired at"),
+        ("targets", "targets metadata expired at"),
+        ("root", "root metadata expired at"),
     ] {
         let repo = repo();
         repo.mutate("expire", &[role]);
         let cache = tempfile::tempdir().unwrap();
-        refused(&verify_with(&repo, cache.path(), &[]), message);
+        let out = verify_with(&repo, cache.path(), &[]);
+        refused(&out, message);
+        out.stderr_has("a freeze attack");
     }
 }
 
@@ -221,9 +294,12 @@ fn tuf_rollbacks_are_refused() {
     for (attack, message) in [
         (
             "rollback-timestamp",
-            "/timestamp.json: version 1 is older than version 2",
+            "rollback detected for timestamp: trusted version 2 > new version 1",
         ),
-        ("rollback-snapshot", "the snapshot version in http"),
+        (
+            "rollback-snapshot",
+            "rollback detected for snapshot (via timestamp): trusted version 2 > new version 1",
+        ),
     ] {
         let repo = repo();
         let cache = tempfile::tempdir().unwrap();
@@ -239,23 +315,26 @@ fn tuf_rollbacks_are_refused() {
 #[test]
 fn tuf_signatures_below_threshold_are_refused() {
     for (attack, message) in [
+        // Root v3 is signed by its own (rogue) keys only: 0 of the 2 that root v2 requires.
         (
             "root-not-signed-by-previous",
-            "/3.root.json (by the previous root's keys): 0 valid signature(s) from the root role's keys, 2 required",
+            "signature threshold not met for role root: 0/2 valid signatures",
         ),
         (
             "timestamp-wrong-key",
-            "/timestamp.json: 0 valid signature(s) from the timestamp role's keys, 1 required",
+            "signature threshold not met for role timestamp: 0/1 valid signatures",
         ),
         (
             "targets-below-threshold",
-            "/2.targets.json: 1 valid signature(s) from the targets role's keys, 2 required",
+            "signature threshold not met for role targets: 1/2 valid signatures",
         ),
     ] {
         let repo = repo();
         repo.mutate(attack, &[]);
         let cache = tempfile::tempdir().unwrap();
-        refused(&verify_with(&repo, cache.path(), &[]), message);
+        let out = verify_with(&repo, cache.path(), &[]);
+        refused(&out, message);
+        out.stderr_has("the metadata is forged or corrupted");
     }
 }
 
@@ -272,7 +351,7 @@ fn tuf_an_edited_metadata_byte_breaks_its_signature() {
     let cache = tempfile::tempdir().unwrap();
     refused(
         &verify_with(&repo, cache.path(), &[]),
-        "/timestamp.json: 0 valid signature(s) from the timestamp role's keys",
+        "signature threshold not met for role timestamp: 0/1 valid signatures",
     );
 }
 
@@ -290,8 +369,9 @@ fn tuf_another_repositorys_anchor_is_refused() {
     ];
     refused(
         &verify_keyless_with(cache.path(), &args),
-        "/2.root.json (by the previous root's keys): 0 valid signature(s)",
+        "signature threshold not met for role root: 0/2 valid signatures",
     );
+    assert_eq!(repo.requests(), ["/2.root.json"]);
 }
 
 #[test]
@@ -313,7 +393,10 @@ fn tuf_a_changed_target_or_snapshot_is_refused() {
     bytes[last] ^= 0x01;
     std::fs::write(&target, bytes).unwrap();
     let cache = tempfile::tempdir().unwrap();
-    refused(&verify_with(&repo, cache.path(), &[]), "has sha256");
+    refused(
+        &verify_with(&repo, cache.path(), &[]),
+        "trusted_root.json: sha256 mismatch",
+    );
 
     // A snapshot other than the one the timestamp vouches for.
     let repo = self::repo();
@@ -321,7 +404,7 @@ fn tuf_a_changed_target_or_snapshot_is_refused() {
     let cache = tempfile::tempdir().unwrap();
     refused(
         &verify_with(&repo, cache.path(), &[]),
-        "/2.snapshot.json has sha256",
+        "snapshot.json: sha256 mismatch",
     );
 }
 
@@ -334,7 +417,7 @@ fn tuf_mixed_versions_and_endless_data_are_refused() {
     let cache = tempfile::tempdir().unwrap();
     refused(
         &verify_with(&repo, cache.path(), &[]),
-        "/2.targets.json has version 1, but 2 was expected",
+        "targets.json version 1 does not match snapshot pin 2",
     );
 
     // A timestamp.json far larger than any real one.
@@ -411,13 +494,21 @@ fn an_interrupted_update_leaves_the_last_complete_state_for_offline_use() {
     let repo = repo();
     let cache = tempfile::tempdir().unwrap();
     verifies(&verify_with(&repo, cache.path(), &[]));
+    let cached = cache_dir(cache.path(), &repo.url);
+    let before = std::fs::read_to_string(cached.join("timestamp.json")).unwrap();
     // The repository publishes a new trusted root, but its download fails (404).
     repo.update_target(&keyless_release().server.other_trusted_root);
     std::fs::remove_file(repo.current_target()).unwrap();
     verify_with(&repo, cache.path(), &[])
         .code(2)
-        .stderr_has("trusted_root.json answered HTTP 404");
-    // Offline still has the whole previous state, which verifies this release.
+        .stderr_has(&format!("the TUF repository at {} is incomplete", repo.url))
+        .stderr_has(".trusted_root.json not found");
+    // The new timestamp, snapshot and targets verified, but nothing was cached: offline still
+    // has the whole previous state, which verifies this release.
+    assert_eq!(
+        std::fs::read_to_string(cached.join("timestamp.json")).unwrap(),
+        before
+    );
     verifies(&verify_with(&repo, cache.path(), &["--offline"]));
 }
 
@@ -428,16 +519,98 @@ fn a_cache_that_does_not_chain_from_the_anchor_is_never_trusted() {
     let b = self::repo();
     let cache = tempfile::tempdir().unwrap();
     verifies(&verify_with(&a, cache.path(), &[]));
-    let planted = cache_file(cache.path(), &b.url);
-    std::fs::create_dir_all(planted.parent().unwrap()).unwrap();
-    std::fs::copy(cache_file(cache.path(), &a.url), &planted).unwrap();
-    // Offline it is refused: A's root v2 is not signed by B's root keys.
+    crate::support::copy_tree(
+        &cache_dir(cache.path(), &a.url),
+        &cache_dir(cache.path(), &b.url),
+    );
+    // Offline it is refused: A's root v2 is not signed by B's root keys, so B's root v1
+    // stays the trusted one, and A's timestamp is not signed by its keys.
     refused(
         &verify_with(&b, cache.path(), &["--offline"]),
-        "/2.root.json (by the previous root's keys): 0 valid signature(s)",
+        "signature threshold not met for role timestamp: 0/1 valid signatures",
     );
     // Online it is ignored: B's own chain is walked from B's anchor, and the cache replaced.
     verifies(&verify_with(&b, cache.path(), &[]));
     assert!(b.requests().contains(&"/2.root.json".to_owned()));
     verifies(&verify_with(&b, cache.path(), &["--offline"]));
+}
+
+// ---- the signing config: the second target, verified the same way ----------------------------
+
+#[test]
+fn the_signing_config_comes_verified_from_the_same_repository() {
+    let repo = repo();
+    let cache = tempfile::tempdir().unwrap();
+    let env = cache_env(cache.path());
+    let online = library_source(&repo, false);
+    let config = online.resolve_signing_config_json(&env).unwrap().unwrap();
+    assert_eq!(config.text, signing_config("loopback"));
+    assert_eq!(
+        config.source,
+        format!("{}/targets/{SIGNING_CONFIG}", repo.url)
+    );
+    let listed = repo.current_named(SIGNING_CONFIG);
+    assert_eq!(
+        repo.requests().last().unwrap(),
+        &format!("/targets/{}", listed.file_name().unwrap().to_str().unwrap()),
+        "fetched by its hash, as the trusted root is"
+    );
+    // Both targets are cached and re-verified offline.
+    let root = online.resolve_json(&env).unwrap();
+    assert_eq!(
+        root.text,
+        std::fs::read_to_string(&keyless_release().server.trusted_root).unwrap()
+    );
+    let requests = repo.requests().len();
+    let offline = library_source(&repo, true);
+    let cached = offline.resolve_signing_config_json(&env).unwrap().unwrap();
+    assert_eq!(cached.text, config.text);
+    assert_eq!(repo.requests().len(), requests);
+
+    // A new version published by the repository is taken.
+    let next = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(next.path(), signing_config("next")).unwrap();
+    repo.update_named(SIGNING_CONFIG, next.path());
+    let config = online.resolve_signing_config_json(&env).unwrap().unwrap();
+    assert_eq!(config.text, signing_config("next"));
+
+    // Altered bytes are refused: one bit (the hash), more bytes than listed (the length).
+    let served = repo.current_named(SIGNING_CONFIG);
+    let original = std::fs::read(&served).unwrap();
+    let mut flipped = original.clone();
+    flipped[10] ^= 0x01;
+    std::fs::write(&served, flipped).unwrap();
+    let fresh = tempfile::tempdir().unwrap();
+    let err = online
+        .resolve_signing_config_json(&cache_env(fresh.path()))
+        .unwrap_err();
+    assert!(
+        untrusted(err).contains("signing_config.v0.2.json: sha256 mismatch"),
+        "names the target and the check"
+    );
+    std::fs::write(&served, &original).unwrap();
+    repo.mutate("swap-target-bytes", &["--name", SIGNING_CONFIG]);
+    let fresh = tempfile::tempdir().unwrap();
+    let err = online
+        .resolve_signing_config_json(&cache_env(fresh.path()))
+        .unwrap_err();
+    assert!(untrusted(err).contains(".signing_config.v0.2.json is larger than the"));
+    // The trusted root of that repository is still fine: each target stands on its own.
+    online.resolve_json(&cache_env(fresh.path())).unwrap();
+}
+
+#[test]
+fn a_repository_without_a_signing_config_has_none_and_still_a_trusted_root() {
+    let repo = TufRepo::init(&keyless_release().server.trusted_root, None);
+    let cache = tempfile::tempdir().unwrap();
+    let env = cache_env(cache.path());
+    let source = library_source(&repo, false);
+    assert!(source.resolve_signing_config_json(&env).unwrap().is_none());
+    source.resolve_json(&env).unwrap();
+    assert!(
+        library_source(&repo, true)
+            .resolve_signing_config_json(&env)
+            .unwrap()
+            .is_none()
+    );
 }

@@ -18,16 +18,19 @@ pub struct TufRepo {
 }
 
 impl TufRepo {
-    /// `repo.py init` with `target` as `trusted_root.json`, and a server for `DIR/repo`.
-    pub fn init(target: &Path) -> Self {
+    /// `repo.py init` with `target` as `trusted_root.json` and `signing_config` (if any) as
+    /// `signing_config.v0.2.json`, and a server for `DIR/repo`.
+    pub fn init(target: &Path, signing_config: Option<&Path>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let repo = Self::serve(dir);
-        repo.run(&[
-            "init",
-            &repo.dir().display().to_string(),
-            "--target",
-            &target.display().to_string(),
-        ]);
+        let dir = repo.dir().display().to_string();
+        let target = target.display().to_string();
+        let mut args = vec!["init", &dir, "--target", &target];
+        let signing_config = signing_config.map(|p| p.display().to_string());
+        if let Some(path) = &signing_config {
+            args.extend(["--signing-config", path]);
+        }
+        repo.run(&args);
         repo
     }
 
@@ -41,7 +44,13 @@ impl TufRepo {
 
     /// A legitimate release of a new `trusted_root.json`: `repo.py update-target`.
     pub fn update_target(&self, target: &Path) {
-        self.mutate("update-target", &["--target", target.to_str().unwrap()]);
+        self.update_named("trusted_root.json", target);
+    }
+
+    /// A legitimate release of a new version of target `name`.
+    pub fn update_named(&self, name: &str, target: &Path) {
+        let args = ["--target", target.to_str().unwrap(), "--name", name];
+        self.mutate("update-target", &args);
     }
 
     /// The trust anchor a client is given (`--tuf-root`).
@@ -54,8 +63,13 @@ impl TufRepo {
         self.dir().join("repo").join(name)
     }
 
-    /// The path of the one target file currently listed (the newest `targets/*.trusted_root.json`).
+    /// The path of the `trusted_root.json` currently listed (`targets/<sha256>.trusted_root.json`).
     pub fn current_target(&self) -> PathBuf {
+        self.current_named("trusted_root.json")
+    }
+
+    /// The path of target `name` as currently listed (`targets/<sha256>.<name>`).
+    pub fn current_named(&self, name: &str) -> PathBuf {
         let state = std::fs::read_to_string(self.dir().join("state.json")).unwrap();
         let state: serde_json::Value = serde_json::from_str(&state).unwrap();
         let version = state["targets"]
@@ -64,11 +78,11 @@ impl TufRepo {
         let targets =
             std::fs::read_to_string(self.served(&format!("{version}.targets.json"))).unwrap();
         let targets: serde_json::Value = serde_json::from_str(&targets).unwrap();
-        let hash = targets["signed"]["targets"]["trusted_root.json"]["hashes"]["sha256"]
+        let hash = targets["signed"]["targets"][name]["hashes"]["sha256"]
             .as_str()
             .unwrap()
             .to_owned();
-        self.served(&format!("targets/{hash}.trusted_root.json"))
+        self.served(&format!("targets/{hash}.{name}"))
     }
 
     /// Paths requested so far, in order (`/timestamp.json`, ...).

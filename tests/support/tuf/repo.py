@@ -2,18 +2,22 @@
 """Generate and mutate a local TUF 1.0 repository for xrelease's TUF client tests.
 
 Uses python-tuf (tuf.api.metadata) and securesystemslib. All keys are ECDSA
-P-256 ("ecdsa-sha2-nistp256"); consistent_snapshot is true.
+P-256 ("ecdsa-sha2-nistp256"); consistent_snapshot is true. The targets are the
+two Sigstore publishes: trusted_root.json and (optionally) signing_config.v0.2.json.
 
 Usage:
-    repo.py init DIR --target FILE          create keys, root v1+v2, targets/snapshot/timestamp v1
-    repo.py update-target DIR --target FILE legit release: new target, targets/snapshot/timestamp +1
+    repo.py init DIR --target FILE [--signing-config FILE]
+                                            create keys, root v1+v2, targets/snapshot/timestamp v1
+    repo.py update-target DIR --target FILE [--name NAME]
+                                            legit release: new target NAME (default trusted_root.json),
+                                            targets/snapshot/timestamp +1
     repo.py expire DIR ROLE                 ROLE = timestamp|snapshot|targets|root, expired 1 day ago
     repo.py rollback-timestamp DIR          timestamp.json with version current-1 (min 1)
     repo.py rollback-snapshot DIR           timestamp +1 pointing at the previous snapshot version
     repo.py root-not-signed-by-previous DIR <N+1>.root.json signed only by fresh root keys
     repo.py timestamp-wrong-key DIR         timestamp +1 signed by a key the root does not list
     repo.py targets-below-threshold DIR     targets +1 signed by 1 of 2 keys (+ snapshot, timestamp)
-    repo.py swap-target-bytes DIR           append b"\\n " to the current target file
+    repo.py swap-target-bytes DIR [--name NAME]  append b"\\n " to the current target file
     repo.py snapshot-hash-mismatch DIR      snapshot +1, timestamp +1 with a wrong snapshot sha256
 
 Layout of DIR:
@@ -22,7 +26,7 @@ Layout of DIR:
     state.json           latest published version of each role
     initial-root.json    byte copy of repo/1.root.json (client trust anchor)
     repo/                served at the repository base URL: N.root.json, timestamp.json,
-                         N.snapshot.json, N.targets.json, targets/<sha256>.trusted_root.json
+                         N.snapshot.json, N.targets.json, targets/<sha256>.<target name>
 
 Root rotation done by init: v1 root keys {A,B,C}, v2 root keys {A,B,D} (signed by A,B,D),
 and v2 also replaces the timestamp key.
@@ -43,6 +47,7 @@ from tuf.api.metadata import (
 )
 
 TARGET_NAME = "trusted_root.json"
+SIGNING_CONFIG_NAME = "signing_config.v0.2.json"
 THRESHOLDS = {"root": 2, "targets": 2, "snapshot": 1, "timestamp": 1}
 EXPIRY_DAYS = {"root": 365, "targets": 365, "snapshot": 30, "timestamp": 7}
 
@@ -115,20 +120,20 @@ class Repo:
         self.write(self.sign(root, sign_with), f"{version}.root.json")
         self.state["root"] = version
 
-    def current_target(self) -> TargetFile:
+    def current_targets(self) -> dict:
+        if "targets" not in self.state:
+            return {}
         md = Metadata[Targets].from_file(str(self.repo / f"{self.state['targets']}.targets.json"))
-        return md.signed.targets[TARGET_NAME]
+        return dict(md.signed.targets)
 
-    def publish_targets(self, content: bytes = None, sign_with=None, expired=False) -> None:
-        if content is None:
-            target = self.current_target()
-        else:
-            digest = sha256(content)
-            (self.repo / "targets" / f"{digest}.{TARGET_NAME}").write_bytes(content)
-            target = TargetFile(len(content), {"sha256": digest}, TARGET_NAME)
+    def publish_targets(self, content: dict = None, sign_with=None, expired=False) -> None:
+        listed = self.current_targets()
+        for name, data in (content or {}).items():
+            digest = sha256(data)
+            (self.repo / "targets" / f"{digest}.{name}").write_bytes(data)
+            listed[name] = TargetFile(len(data), {"sha256": digest}, name)
         version = self.state.get("targets", 0) + 1
-        targets = Targets(version=version, expires=expiry("targets", expired),
-                          targets={TARGET_NAME: target})
+        targets = Targets(version=version, expires=expiry("targets", expired), targets=listed)
         labels = sign_with or self.keys["roles"]["targets"]
         self.write(self.sign(targets, labels), f"{version}.targets.json")
         self.state["targets"] = version
@@ -170,7 +175,10 @@ def cmd_init(r: Repo, args) -> str:
     r.publish_root(2, v2, ["root-A", "root-B", "root-D"])
     r.keys["roles"] = v2
     shutil.copyfile(r.repo / "1.root.json", r.base / "initial-root.json")
-    r.publish_targets(Path(args.target).read_bytes())
+    content = {TARGET_NAME: Path(args.target).read_bytes()}
+    if args.signing_config:
+        content[SIGNING_CONFIG_NAME] = Path(args.signing_config).read_bytes()
+    r.publish_targets(content)
     r.publish_snapshot()
     r.publish_timestamp()
     return "1.root.json 2.root.json 1.targets.json 1.snapshot.json timestamp.json(v1)"
@@ -184,7 +192,7 @@ def legit_chain(r: Repo, content=None, targets_signers=None, expire_role=None) -
 
 
 def cmd_update_target(r: Repo, args) -> str:
-    return legit_chain(r, content=Path(args.target).read_bytes())
+    return legit_chain(r, content={args.name: Path(args.target).read_bytes()})
 
 
 def cmd_expire(r: Repo, args) -> str:
@@ -234,7 +242,8 @@ def cmd_targets_below_threshold(r: Repo, args) -> str:
 
 
 def cmd_swap_target_bytes(r: Repo, args) -> str:
-    path = r.repo / "targets" / f"{r.current_target().hashes['sha256']}.{TARGET_NAME}"
+    target = r.current_targets()[args.name]
+    path = r.repo / "targets" / f"{target.hashes['sha256']}.{args.name}"
     path.write_bytes(path.read_bytes() + b"\n ")
     return f"targets/{path.name}"
 
@@ -266,7 +275,11 @@ def parse_args(argv):
         p = sub.add_parser(name)
         p.add_argument("dir")
         if name in ("init", "update-target"):
-            p.add_argument("--target", required=True, help="bytes of trusted_root.json")
+            p.add_argument("--target", required=True, help="bytes of the target")
+        if name == "init":
+            p.add_argument("--signing-config", help=f"bytes of {SIGNING_CONFIG_NAME}")
+        if name in ("update-target", "swap-target-bytes"):
+            p.add_argument("--name", default=TARGET_NAME)
         if name == "expire":
             p.add_argument("role", choices=["timestamp", "snapshot", "targets", "root"])
     return parser.parse_args(argv)
