@@ -14,7 +14,8 @@
 //           and the token unexpired; the SAN for GitHub tokens is
 //           `https://github.com/{job_workflow_ref}` as real Fulcio makes it (the mock uses `sub`).
 //   Rekor:  a dsse entry is verified and canonicalised to {envelopeHash, payloadHash, signatures}
-//           (the mock stores the proposed entry as submitted); every entry goes into a real,
+//           (the mock stores the proposed entry as submitted); certificates are stored as
+//           canonical PEM (LF line ends), as Rekor re-encodes them; every entry goes into a real,
 //           growing RFC 6962 tree so inclusion proofs have audit paths (the mock always answers
 //           with a one-leaf tree and no hashes), and the checkpoint is re-signed for that tree
 //           with the same log key, in the mock's (and Rekor's) signed-note format.
@@ -211,12 +212,20 @@ const pae = (type, payload) =>
   ]);
 
 function certificateKey(b64Pem) {
+  return certificate(b64Pem).publicKey;
+}
+
+function certificate(b64Pem) {
   try {
-    return new crypto.X509Certificate(Buffer.from(b64Pem, 'base64')).publicKey;
+    return new crypto.X509Certificate(Buffer.from(b64Pem, 'base64'));
   } catch {
     throw new HttpError(400, 'verifier is not a base64 PEM certificate');
   }
 }
+
+// Rekor stores a verifier in its canonical form (Go's pem.Encode: LF line ends, 64 columns),
+// whatever line ends the client sent (sigstore-rust sends CRLF).
+const canonicalPem = (b64Pem) => b64(Buffer.from(certificate(b64Pem).toString()));
 
 // Real Rekor keeps only these fields of a proposed entry (and rejects what it cannot check).
 function smoothRekorRequest(body) {
@@ -235,7 +244,7 @@ function smoothRekorRequest(body) {
       kind: 'hashedrekord',
       spec: {
         data: { hash: { algorithm: 'sha256', value: data.hash.value } },
-        signature: { content: signature.content, publicKey: { content: signature.publicKey.content } },
+        signature: { content: signature.content, publicKey: { content: canonicalPem(signature.publicKey.content) } },
       },
     });
   }
@@ -253,7 +262,7 @@ function smoothRekorRequest(body) {
         crypto.verify('sha256', message, certificateKey(v), Buffer.from(sig, 'base64')),
       );
       if (!verifier) throw new HttpError(400, 'all signatures must have a key that verifies it');
-      return { signature: sig, verifier };
+      return { signature: sig, verifier: canonicalPem(verifier) };
     });
     signatures.sort((a, b) => (a.signature < b.signature ? -1 : a.signature > b.signature ? 1 : 0));
     return JSON.stringify({
