@@ -4,6 +4,7 @@
 
 mod gh;
 mod library;
+mod timestamps;
 mod tuf;
 
 use std::collections::BTreeSet;

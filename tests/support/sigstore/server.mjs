@@ -1,10 +1,15 @@
-// Loopback Sigstore for tests: @sigstore/mock's Fulcio and Rekor behind one HTTP server, smoothed to act like the real services.
+// Loopback Sigstore for tests: @sigstore/mock's Fulcio and Rekor, and an RFC 3161 timestamp
+// authority (`openssl ts -reply`), behind one HTTP server, smoothed to act like the real services.
 //
 // Usage: node server.mjs TRUSTED_ROOT_OUT [--other-root PATH] [--ca-clock-skew SECONDS]
 //                                         [--request-token TOKEN] [--claims JSON]
+//                                         [--signing-config PATH]
 //
 // Prints one JSON line on stdout once listening:
-//   {"url", "fulcio_url", "rekor_url", "token_request_url", "token_request_token", "trusted_root"}
+//   {"url", "fulcio_url", "rekor_url", "tsa_url", "token_request_url", "token_request_token",
+//    "trusted_root"}
+// The trusted root lists the TSA's chain under `timestampAuthorities`; the signing config (v0.2)
+// lists this Fulcio, this Rekor (v1) and this TSA.
 // and serves until stdin closes (so a crashed test never leaves it behind) or it is killed.
 //
 // @sigstore/mock ships request handlers only. Where the mock differs from the real services in ways
@@ -19,10 +24,12 @@
 //           growing RFC 6962 tree so inclusion proofs have audit paths (the mock always answers
 //           with a one-leaf tree and no hashes), and the checkpoint is re-signed for that tree
 //           with the same log key, in the mock's (and Rekor's) signed-note format.
+import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import { createRequire } from 'node:module';
+import path from 'node:path';
 
 const require = createRequire(import.meta.url);
 const mock = require('@sigstore/mock');
@@ -30,7 +37,7 @@ const mock = require('@sigstore/mock');
 const GITHUB_ISSUER = 'https://token.actions.githubusercontent.com';
 
 function parseArgs(argv) {
-  const out = { trustedRoot: argv[0], otherRoot: null, skew: 0, requestToken: null, claims: {} };
+  const out = { trustedRoot: argv[0], otherRoot: null, skew: 0, requestToken: null, claims: {}, signingConfig: null };
   for (let i = 1; i < argv.length; i += 2) {
     const [flag, value] = [argv[i], argv[i + 1]];
     if (value === undefined) throw new Error(`${flag} needs a value`);
@@ -38,6 +45,7 @@ function parseArgs(argv) {
     else if (flag === '--ca-clock-skew') out.skew = Number(value);
     else if (flag === '--request-token') out.requestToken = value;
     else if (flag === '--claims') out.claims = JSON.parse(value);
+    else if (flag === '--signing-config') out.signingConfig = value;
     else throw new Error(`unknown flag ${flag}`);
   }
   if (!out.trustedRoot) throw new Error('usage: server.mjs TRUSTED_ROOT_OUT [flags]');
@@ -69,7 +77,52 @@ async function makeInstance(baseURL, skewSeconds) {
   return { ca, ctlog, tlog, tlogKeys };
 }
 
-function trustedRootJson(instance, baseURL, validFrom) {
+// --- TSA: a root CA and a timestamping leaf made with openssl; `openssl ts -reply` answers ---------
+
+function openssl(args, input) {
+  return execFileSync('openssl', args, { input, stdio: ['pipe', 'pipe', 'pipe'] });
+}
+
+function makeTsa(dir) {
+  const file = (name) => path.join(dir, name);
+  fs.writeFileSync(
+    file('ext.cnf'),
+    ['[root]', 'basicConstraints = critical,CA:TRUE', 'keyUsage = critical,keyCertSign,cRLSign',
+      'subjectKeyIdentifier = hash', '[leaf]', 'basicConstraints = critical,CA:FALSE',
+      'keyUsage = critical,digitalSignature', 'extendedKeyUsage = critical,timeStamping',
+      'subjectKeyIdentifier = hash', 'authorityKeyIdentifier = keyid', ''].join('\n'),
+  );
+  const key = (name) => openssl(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', file(name)]);
+  key('root.key');
+  key('tsa.key');
+  openssl(['req', '-new', '-x509', '-key', file('root.key'), '-subj', '/O=sigstore.mock/CN=tsa root',
+    '-days', '2', '-config', file('ext.cnf'), '-extensions', 'root', '-out', file('root.pem')]);
+  openssl(['req', '-new', '-key', file('tsa.key'), '-subj', '/O=sigstore.mock/CN=tsa signing', '-out', file('tsa.csr')]);
+  openssl(['x509', '-req', '-in', file('tsa.csr'), '-CA', file('root.pem'), '-CAkey', file('root.key'),
+    '-set_serial', '2', '-days', '2', '-extfile', file('ext.cnf'), '-extensions', 'leaf', '-out', file('tsa.pem')]);
+  fs.writeFileSync(file('serial'), '01\n');
+  // Only the signing certificate goes into a reply (when asked for): with the root as well,
+  // openssl writes the SET OF certificates unsorted, which strict DER readers refuse; the
+  // verifier has the chain from the trusted root anyway.
+  fs.writeFileSync(
+    file('ts.cnf'),
+    ['[tsa]', 'default_tsa = mock', '[mock]', `serial = ${file('serial')}`, `signer_cert = ${file('tsa.pem')}`,
+      `signer_key = ${file('tsa.key')}`, 'signer_digest = sha256',
+      'default_policy = 1.3.6.1.4.1.57264.2', 'digests = sha256, sha384, sha512', 'accuracy = secs:1',
+      'ordering = no', 'tsa_name = no', 'ess_cert_id_chain = no', 'ess_cert_id_alg = sha256', ''].join('\n'),
+  );
+  const der = (name) => new crypto.X509Certificate(fs.readFileSync(file(name))).raw;
+  return {
+    chain: [der('tsa.pem'), der('root.pem')],
+    // RFC 3161 over HTTP: a DER TimeStampReq in, a DER TimeStampResp out.
+    reply(query) {
+      fs.writeFileSync(file('query.tsq'), query);
+      return openssl(['ts', '-reply', '-config', file('ts.cnf'), '-queryfile', file('query.tsq')]);
+    },
+  };
+}
+
+function trustedRootJson(instance, baseURL, validFrom, tsa) {
   const start = validFrom.toISOString();
   const tlogKey = spkiDer(instance.tlogKeys.publicKey);
   const logKey = (rawBytes) => ({
@@ -103,7 +156,34 @@ function trustedRootJson(instance, baseURL, validFrom) {
         logId: { keyId: b64(instance.ctlog.logID) },
       },
     ],
-    timestampAuthorities: [],
+    timestampAuthorities: tsa
+      ? [
+          {
+            subject: { organization: 'sigstore.mock', commonName: 'tsa' },
+            uri: `${baseURL}/api/v1/timestamp`,
+            certChain: { certificates: tsa.chain.map((c) => ({ rawBytes: b64(c) })) },
+            validFor: { start },
+          },
+        ]
+      : [],
+  };
+}
+
+function signingConfigJson(baseURL, validFrom) {
+  const service = (url, majorApiVersion) => ({
+    url,
+    majorApiVersion,
+    validFor: { start: validFrom.toISOString() },
+    operator: 'sigstore.mock',
+  });
+  return {
+    mediaType: 'application/vnd.dev.sigstore.signingconfig.v0.2+json',
+    caUrls: [service(baseURL, 1)],
+    oidcUrls: [],
+    rekorTlogUrls: [service(baseURL, 1)],
+    tsaUrls: [service(`${baseURL}/api/v1/timestamp`, 1)],
+    rekorTlogConfig: { selector: 'ANY' },
+    tsaConfig: { selector: 'ANY' },
   };
 }
 
@@ -339,7 +419,7 @@ function readBody(req) {
   return new Promise((resolve, reject) => {
     const chunks = [];
     req.on('data', (c) => chunks.push(c));
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('end', () => resolve(Buffer.concat(chunks)));
     req.on('error', reject);
   });
 }
@@ -357,8 +437,11 @@ async function main() {
       const url = new URL(req.url, 'http://localhost');
       const route = routes[`${req.method} ${url.pathname}`];
       if (!route) return send(404, JSON.stringify({ message: `no route ${req.method} ${url.pathname}` }));
-      const { status, body, type } = await route(req, url, await readBody(req));
-      send(status, body, type);
+      const raw = await readBody(req);
+      const body = req.headers['content-type'] === 'application/timestamp-query' ? raw : raw.toString('utf8');
+      const { status, body: answer, type } = await route(req, url, body);
+      send(status, answer, type);
+      return;
     } catch (e) {
       const status = e instanceof HttpError ? e.status : e instanceof SyntaxError ? 400 : 500;
       send(status, JSON.stringify({ code: status, message: e.message }));
@@ -370,11 +453,18 @@ async function main() {
 
   const instance = await makeInstance(baseURL, args.skew);
   const validFrom = new Date(Date.now() + Math.min(0, args.skew) * 1000 - 60_000);
-  fs.writeFileSync(args.trustedRoot, JSON.stringify(trustedRootJson(instance, baseURL, validFrom), null, 2));
+  // Beside the trusted root: the test's temporary directory, removed with it.
+  const tsaDir = fs.mkdtempSync(path.join(path.dirname(path.resolve(args.trustedRoot)), 'tsa-'));
+  const tsa = makeTsa(tsaDir);
+  fs.writeFileSync(args.trustedRoot, JSON.stringify(trustedRootJson(instance, baseURL, validFrom, tsa), null, 2));
+  if (args.signingConfig) {
+    fs.writeFileSync(args.signingConfig, JSON.stringify(signingConfigJson(baseURL, validFrom), null, 2));
+  }
   if (args.otherRoot) {
     // Same names and URLs, different keys: what a verifier holding the wrong root would see.
     const other = await makeInstance(baseURL, 0);
-    fs.writeFileSync(args.otherRoot, JSON.stringify(trustedRootJson(other, baseURL, validFrom), null, 2));
+    const otherTsa = makeTsa(fs.mkdtempSync(path.join(tsaDir, 'other-')));
+    fs.writeFileSync(args.otherRoot, JSON.stringify(trustedRootJson(other, baseURL, validFrom, otherTsa), null, 2));
   }
 
   const fulcio = mock.fulcioHandler(instance.ca, { strict: true, subjectClaim: 'fulcio_san' });
@@ -395,6 +485,18 @@ async function main() {
     if (answer.status === 201) answer.body = smoothRekorResponse(answer.body, merkle);
     return answer;
   };
+  routes['POST /api/v1/timestamp'] = async (req, _url, body) => {
+    if (req.headers['content-type'] !== 'application/timestamp-query') {
+      throw new HttpError(415, 'send an RFC 3161 TimeStampReq as application/timestamp-query');
+    }
+    let reply;
+    try {
+      reply = tsa.reply(body);
+    } catch (e) {
+      throw new HttpError(400, `not a timestamp request: ${e.stderr || e.message}`);
+    }
+    return { status: 200, body: reply, type: 'application/timestamp-reply' };
+  };
   // GitHub Actions' ACTIONS_ID_TOKEN_REQUEST_URL.
   routes['GET /token'] = async (req, url) => {
     if (req.headers.authorization !== `bearer ${requestToken}`) {
@@ -410,6 +512,7 @@ async function main() {
       url: baseURL,
       fulcio_url: baseURL,
       rekor_url: baseURL,
+      tsa_url: `${baseURL}/api/v1/timestamp`,
       token_request_url: `${baseURL}/token?api-version=2.0`,
       token_request_token: requestToken,
       trusted_root: args.trustedRoot,
