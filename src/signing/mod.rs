@@ -14,6 +14,7 @@ pub mod key;
 pub mod keyless;
 pub mod oidc;
 pub mod services;
+pub mod sign_bundle;
 pub mod sigstore;
 pub mod trusted_root;
 

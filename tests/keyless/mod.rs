@@ -4,6 +4,7 @@
 
 mod gh;
 mod library;
+mod sign_bundle;
 mod timestamps;
 mod tuf;
 
