@@ -105,7 +105,11 @@ fn every_bundle_carries_one_timestamp_from_the_configured_tsa_and_verifies() {
         let entries = bundle["verificationMaterial"]["tlogEntries"]
             .as_array()
             .unwrap();
-        assert_eq!(entries.len(), 1, "{name}: still one Rekor v1 entry");
+        assert_eq!(entries.len(), 1, "{name}: one Rekor entry");
+        assert_eq!(
+            entries[0]["kindVersion"]["version"], "0.0.1",
+            "{name}: Rekor v1 although the config lists a v2 log too"
+        );
     }
     let (code, report) = verify_keyless(
         &release.dist,
@@ -202,6 +206,113 @@ fn tamper_a_timestamp_from_an_untrusted_tsa() {
     let line = keyless_line(&report, "SHA256SUMS.sigstore.json");
     assert!(
         matches!(&line, Err(detail) if detail.to_lowercase().contains(BAD_TIMESTAMP)),
+        "{line:?}"
+    );
+}
+
+// ---- Rekor v2 -------------------------------------------------------------------------------
+
+/// A keyless rehearsal with `rekor-version = 2`: the config's v2 log (Ed25519 checkpoints,
+/// hashedrekord 0.0.2 for blobs and for DSSE envelopes), times from the TSA only.
+fn rekor_v2_release() -> &'static Timestamped {
+    static RELEASE: OnceLock<Timestamped> = OnceLock::new();
+    let release = RELEASE.get_or_init(|| {
+        let (fixture, outcome) = basic_release();
+        outcome.success();
+        let server = Sigstore::start();
+        let config_dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "[release]\nexclude-bins = [\"app-secret\"]\n\n[sign]\nmode = \"keyless\"\n\
+             signing-config = \"{}\"\nrekor-version = 2\ntrusted-root = \"{}\"\n\
+             identity = \"{WORKFLOW_IDENTITY}\"\nissuer = \"{GITHUB_ISSUER}\"\n\n\
+             [github]\nrepository = \"fixture/basic\"\n",
+            server.signing_config.display(),
+            server.trusted_root.display()
+        );
+        let config = fixture.config_outside(config_dir.path(), &text);
+        let outcome = fixture
+            .xrelease(&[
+                "release",
+                "v1.0.0",
+                "--dry-run",
+                "--real-signing",
+                "--quiet",
+                "--dist",
+                "dist/rekor-v2",
+            ])
+            .env("SIGSTORE_ID_TOKEN", &unsigned_jwt(&github_claims()))
+            .run_with_config(&config);
+        Timestamped {
+            server,
+            _config: config_dir,
+            outcome,
+            dist: fixture.path("dist/rekor-v2"),
+        }
+    });
+    release.outcome.success();
+    release
+}
+
+#[test]
+fn a_rekor_v2_release_verifies() {
+    let release = rekor_v2_release();
+    for name in bundles() {
+        let bundle = read_json(&release.dist.join(&name));
+        let entry = &bundle["verificationMaterial"]["tlogEntries"][0];
+        assert_eq!(entry["kindVersion"]["kind"], "hashedrekord", "{name}");
+        assert_eq!(entry["kindVersion"]["version"], "0.0.2", "{name}");
+        assert!(entry.get("inclusionPromise").is_none(), "{name}");
+        assert_eq!(timestamps(&bundle).len(), 1, "{name}");
+    }
+    let (code, report) = verify_keyless(
+        &release.dist,
+        WORKFLOW_IDENTITY,
+        GITHUB_ISSUER,
+        &release.server.trusted_root,
+    );
+    assert_eq!(code, 0, "{:#?}", failures(&report));
+}
+
+#[test]
+fn tamper_a_rekor_v2_bundle_without_its_timestamp() {
+    // Rekor v2 entries carry no signed time: without the TSA's there is nothing to check the
+    // certificate's validity against.
+    let release = rekor_v2_release();
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().join("release");
+    copy_tree(&release.dist, &dir);
+    edit_json(&dir.join("SHA256SUMS.sigstore.json"), |b| {
+        b["verificationMaterial"]
+            .as_object_mut()
+            .unwrap()
+            .remove("timestampVerificationData");
+    });
+    let (code, report) = verify_keyless(
+        &dir,
+        WORKFLOW_IDENTITY,
+        GITHUB_ISSUER,
+        &release.server.trusted_root,
+    );
+    assert_eq!(code, 3, "{:#?}", failures(&report));
+    assert!(keyless_line(&report, "SHA256SUMS.sigstore.json").is_err());
+}
+
+#[test]
+fn tamper_a_rekor_v2_checkpoint_signed_by_another_key() {
+    // The v2 log key of another root (same names and URLs): the checkpoint no longer verifies.
+    let release = rekor_v2_release();
+    let scratch = tempfile::tempdir().unwrap();
+    let mut root = read_json(&release.server.trusted_root);
+    let other = read_json(&release.server.other_trusted_root);
+    root["tlogs"][1] = other["tlogs"][1].clone();
+    let root_path = scratch.path().join("trusted_root.json");
+    std::fs::write(&root_path, root.to_string()).unwrap();
+    let (code, report) =
+        verify_keyless(&release.dist, WORKFLOW_IDENTITY, GITHUB_ISSUER, &root_path);
+    assert_eq!(code, 3, "{:#?}", failures(&report));
+    let line = keyless_line(&report, "SHA256SUMS.sigstore.json");
+    assert!(
+        matches!(&line, Err(detail) if detail.contains("checkpoint")),
         "{line:?}"
     );
 }

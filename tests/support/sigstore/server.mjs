@@ -9,7 +9,7 @@
 //   {"url", "fulcio_url", "rekor_url", "tsa_url", "token_request_url", "token_request_token",
 //    "trusted_root"}
 // The trusted root lists the TSA's chain under `timestampAuthorities`; the signing config (v0.2)
-// lists this Fulcio, this Rekor (v1) and this TSA.
+// lists this Fulcio, this Rekor (v1), a Rekor v2 log under /v2log (Ed25519 checkpoints) and this TSA.
 // and serves until stdin closes (so a crashed test never leaves it behind) or it is killed.
 //
 // @sigstore/mock ships request handlers only. Where the mock differs from the real services in ways
@@ -122,7 +122,7 @@ function makeTsa(dir) {
   };
 }
 
-function trustedRootJson(instance, baseURL, validFrom, tsa) {
+function trustedRootJson(instance, baseURL, validFrom, tsa, v2) {
   const start = validFrom.toISOString();
   const tlogKey = spkiDer(instance.tlogKeys.publicKey);
   const logKey = (rawBytes) => ({
@@ -139,6 +139,20 @@ function trustedRootJson(instance, baseURL, validFrom, tsa) {
         publicKey: logKey(tlogKey),
         logId: { keyId: b64(sha256(tlogKey)) },
       },
+      ...(v2
+        ? [
+            {
+              baseUrl: v2.url,
+              hashAlgorithm: 'SHA2_256',
+              publicKey: {
+                rawBytes: b64(spkiDer(v2.keys.publicKey)),
+                keyDetails: 'PKIX_ED25519',
+                validFor: { start },
+              },
+              logId: { keyId: b64(v2.keyId) },
+            },
+          ]
+        : []),
     ],
     certificateAuthorities: [
       {
@@ -169,7 +183,7 @@ function trustedRootJson(instance, baseURL, validFrom, tsa) {
   };
 }
 
-function signingConfigJson(baseURL, validFrom) {
+function signingConfigJson(baseURL, validFrom, v2url) {
   const service = (url, majorApiVersion) => ({
     url,
     majorApiVersion,
@@ -180,7 +194,7 @@ function signingConfigJson(baseURL, validFrom) {
     mediaType: 'application/vnd.dev.sigstore.signingconfig.v0.2+json',
     caUrls: [service(baseURL, 1)],
     oidcUrls: [],
-    rekorTlogUrls: [service(baseURL, 1)],
+    rekorTlogUrls: [service(baseURL, 1), service(v2url, 2)],
     tsaUrls: [service(`${baseURL}/api/v1/timestamp`, 1)],
     rekorTlogConfig: { selector: 'ANY' },
     tsaConfig: { selector: 'ANY' },
@@ -359,9 +373,11 @@ function smoothRekorRequest(body) {
 }
 
 // RFC 6962 Merkle tree over every entry this server has logged, with filler leaves around them.
+// Rekor v1 signs its checkpoints with ECDSA and a `Timestamp:` line; Rekor v2 (`ed25519`) with
+// Ed25519 as a plain C2SP signed note.
 class MerkleLog {
-  constructor(origin, name, privateKey, keyId) {
-    Object.assign(this, { origin, name, privateKey, keyId, leaves: [] });
+  constructor(origin, name, privateKey, keyId, ed25519 = false) {
+    Object.assign(this, { origin, name, privateKey, keyId, ed25519, leaves: [] });
     this.addFillers(5);
   }
   addFillers(n) {
@@ -392,8 +408,10 @@ class MerkleLog {
     this.addFillers(2);
     const leaves = this.leaves.slice();
     const rootHash = MerkleLog.root(leaves);
-    const note = [this.origin, `${leaves.length}`, b64(rootHash), `Timestamp: ${integratedTime * 1e9}`, ''].join('\n');
-    const signature = crypto.sign('sha256', Buffer.from(note), this.privateKey);
+    const lines = [this.origin, `${leaves.length}`, b64(rootHash)];
+    if (!this.ed25519) lines.push(`Timestamp: ${integratedTime * 1e9}`);
+    const note = [...lines, ''].join('\n');
+    const signature = crypto.sign(this.ed25519 ? null : 'sha256', Buffer.from(note), this.privateKey);
     const hintAndSig = Buffer.concat([this.keyId.subarray(0, 4), signature]);
     return {
       logIndex: index,
@@ -411,6 +429,69 @@ function smoothRekorResponse(response, merkle) {
     entry.verification.inclusionProof = merkle.append(Buffer.from(entry.body, 'base64'), entry.integratedTime);
   }
   return JSON.stringify(entries);
+}
+
+// --- Rekor v2 -------------------------------------------------------------------------------
+
+// A hashedrekord 0.0.2 request becomes the entry body Rekor v2 logs (JCS: sorted keys), after
+// the checks Rekor v2 makes on its shape.
+function rekorV2Body(body) {
+  const request = JSON.parse(body).hashedRekordRequestV002;
+  const verifier = request?.signature?.verifier;
+  if (!request?.digest || !request.signature?.content || !verifier?.keyDetails) {
+    throw new HttpError(400, 'hashedRekordRequestV002 needs digest, signature.content and signature.verifier');
+  }
+  if (verifier.x509Certificate) {
+    try {
+      new crypto.X509Certificate(Buffer.from(verifier.x509Certificate.rawBytes, 'base64'));
+    } catch {
+      throw new HttpError(400, 'verifier.x509Certificate.rawBytes is not a certificate');
+    }
+  }
+  // As for v1, Node cannot check ECDSA over a bare digest: the client-side verifiers do.
+  const sorted = (v) =>
+    Array.isArray(v)
+      ? v.map(sorted)
+      : v && typeof v === 'object'
+        ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, sorted(v[k])]))
+        : v;
+  return JSON.stringify(
+    sorted({
+      apiVersion: '0.0.2',
+      kind: 'hashedrekord',
+      spec: {
+        hashedRekordV002: {
+          data: { algorithm: 'SHA2_256', digest: request.digest },
+          signature: { content: request.signature.content, verifier },
+        },
+      },
+    }),
+  );
+}
+
+// The TransparencyLogEntry Rekor v2 answers: no integrated time, no promise, a proof whose
+// checkpoint is the only signed thing.
+function rekorV2Entry(body, merkle) {
+  const proof = merkle.append(Buffer.from(body), 0);
+  return JSON.stringify({
+    logIndex: `${proof.logIndex}`,
+    logId: { keyId: b64(merkle.keyId) },
+    kindVersion: { kind: 'hashedrekord', version: '0.0.2' },
+    inclusionProof: {
+      logIndex: `${proof.logIndex}`,
+      rootHash: b64(Buffer.from(proof.rootHash, 'hex')),
+      treeSize: `${proof.treeSize}`,
+      hashes: proof.hashes.map((h) => b64(Buffer.from(h, 'hex'))),
+      checkpoint: { envelope: proof.checkpoint },
+    },
+    canonicalizedBody: b64(Buffer.from(body)),
+  });
+}
+
+// C2SP signed-note key ID of an Ed25519 key: SHA-256(name || "\n" || 0x01 || raw key).
+function noteKeyId(name, publicKey) {
+  const raw = spkiDer(publicKey).subarray(-32);
+  return sha256(Buffer.from(`${name}\n`), Buffer.from([1]), raw);
 }
 
 // --- HTTP -----------------------------------------------------------------------------------
@@ -456,15 +537,23 @@ async function main() {
   // Beside the trusted root: the test's temporary directory, removed with it.
   const tsaDir = fs.mkdtempSync(path.join(path.dirname(path.resolve(args.trustedRoot)), 'tsa-'));
   const tsa = makeTsa(tsaDir);
-  fs.writeFileSync(args.trustedRoot, JSON.stringify(trustedRootJson(instance, baseURL, validFrom, tsa), null, 2));
+  // Rekor v2 under its own base URL, with its own Ed25519 key, as a separate log.
+  const v2url = `${baseURL}/v2log`;
+  const v2name = `${host}/v2log`;
+  const v2keys = crypto.generateKeyPairSync('ed25519');
+  const v2 = { url: v2url, keys: v2keys, keyId: noteKeyId(v2name, v2keys.publicKey) };
+  const merkleV2 = new MerkleLog(v2name, v2name, v2keys.privateKey, v2.keyId, true);
+  fs.writeFileSync(args.trustedRoot, JSON.stringify(trustedRootJson(instance, baseURL, validFrom, tsa, v2), null, 2));
   if (args.signingConfig) {
-    fs.writeFileSync(args.signingConfig, JSON.stringify(signingConfigJson(baseURL, validFrom), null, 2));
+    fs.writeFileSync(args.signingConfig, JSON.stringify(signingConfigJson(baseURL, validFrom, v2url), null, 2));
   }
   if (args.otherRoot) {
     // Same names and URLs, different keys: what a verifier holding the wrong root would see.
     const other = await makeInstance(baseURL, 0);
     const otherTsa = makeTsa(fs.mkdtempSync(path.join(tsaDir, 'other-')));
-    fs.writeFileSync(args.otherRoot, JSON.stringify(trustedRootJson(other, baseURL, validFrom, otherTsa), null, 2));
+    const otherKeys = crypto.generateKeyPairSync('ed25519');
+    const otherV2 = { url: v2url, keys: otherKeys, keyId: noteKeyId(v2name, otherKeys.publicKey) };
+    fs.writeFileSync(args.otherRoot, JSON.stringify(trustedRootJson(other, baseURL, validFrom, otherTsa, otherV2), null, 2));
   }
 
   const fulcio = mock.fulcioHandler(instance.ca, { strict: true, subjectClaim: 'fulcio_san' });
@@ -485,6 +574,10 @@ async function main() {
     if (answer.status === 201) answer.body = smoothRekorResponse(answer.body, merkle);
     return answer;
   };
+  routes['POST /v2log/api/v2/log/entries'] = async (_req, _url, body) => ({
+    status: 201,
+    body: rekorV2Entry(rekorV2Body(body), merkleV2),
+  });
   routes['POST /api/v1/timestamp'] = async (req, _url, body) => {
     if (req.headers['content-type'] !== 'application/timestamp-query') {
       throw new HttpError(415, 'send an RFC 3161 TimeStampReq as application/timestamp-query');
@@ -513,6 +606,7 @@ async function main() {
       fulcio_url: baseURL,
       rekor_url: baseURL,
       tsa_url: `${baseURL}/api/v1/timestamp`,
+      rekor_v2_url: v2url,
       token_request_url: `${baseURL}/token?api-version=2.0`,
       token_request_token: requestToken,
       trusted_root: args.trustedRoot,
