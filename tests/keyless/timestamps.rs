@@ -271,6 +271,23 @@ fn a_rekor_v2_release_verifies() {
         &release.server.trusted_root,
     );
     assert_eq!(code, 0, "{:#?}", failures(&report));
+    let (dist, root) = (&release.dist, &release.server.trusted_root);
+    let ok = sigstore_python_verify(
+        &dist.join("SHA256SUMS.sigstore.json"),
+        &dist.join("SHA256SUMS"),
+        root,
+        WORKFLOW_IDENTITY,
+        GITHUB_ISSUER,
+    );
+    assert!(ok.is_ok(), "sigstore-python: {ok:?}");
+    let ok = reference_verify(
+        &dist.join("SHA256SUMS.sigstore.json"),
+        Some(&dist.join("SHA256SUMS")),
+        root,
+        WORKFLOW_IDENTITY,
+        GITHUB_ISSUER,
+    );
+    assert!(ok.is_ok(), "sigstore-js: {ok:?}");
 }
 
 #[test]
