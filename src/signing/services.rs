@@ -18,7 +18,6 @@ use sigstore_trust_root::{ServiceConfiguration, ServiceEndpoint, ServiceSelector
 
 use super::http::Http;
 use super::keyless::{KeylessError, TrustSource};
-use super::trusted_root::TrustedRootError;
 
 /// The public-good Fulcio.
 pub const PUBLIC_GOOD_FULCIO_URL: &str = "https://fulcio.sigstore.dev";
@@ -112,6 +111,14 @@ pub struct Choice {
 /// The signing config cannot give what was asked for.
 #[derive(Debug, thiserror::Error)]
 pub enum ServicesError {
+    #[error(
+        "cannot read the signing config {path}: {source}; pass an existing signing_config.v0.2.json (`[sign] signing-config` or `--signing-config`)"
+    )]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(
         "{source_name} is not a usable Sigstore signing config ({detail}); pass a signing_config.v0.2.json (`[sign] signing-config` or `--signing-config`)"
     )]
@@ -263,7 +270,7 @@ pub fn load(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Option<(SigningConfig, String)>, KeylessError> {
     if let Some(path) = &choice.signing_config {
-        let text = std::fs::read_to_string(path).map_err(|e| TrustedRootError::Read {
+        let text = std::fs::read_to_string(path).map_err(|e| ServicesError::Read {
             path: path.display().to_string(),
             source: e,
         })?;
@@ -425,6 +432,16 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("x.json")
+        );
+        let missing = Choice {
+            signing_config: Some("/nonexistent/signing_config.json".into()),
+            ..Choice::default()
+        };
+        let err = load(&missing, &TrustSource::File("/r.json".into()), &|_| None).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("cannot read the signing config /nonexistent/signing_config.json"),
+            "{err}"
         );
     }
 }
