@@ -293,6 +293,29 @@ enum Command {
         #[arg(long, conflicts_with = "trusted_root")]
         offline: bool,
     },
+    /// Sign one file into one Sigstore bundle, keyless, as the Sigstore conformance suite drives
+    /// a client (exit 0 signed, 2 bad usage, 1 failure)
+    SignBundle {
+        /// The file to sign (with --in-toto: an in-toto statement)
+        #[arg(value_name = "FILE")]
+        input: PathBuf,
+        /// The OIDC identity token for Fulcio
+        #[arg(long, value_name = "TOKEN")]
+        identity_token: String,
+        /// Where to write the bundle (.sigstore.json)
+        #[arg(long, value_name = "FILE")]
+        bundle: PathBuf,
+        /// The Sigstore trusted_root.json of a private instance
+        #[arg(long, value_name = "FILE")]
+        trusted_root: Option<PathBuf>,
+        /// A signing config v0.2 naming Fulcio, Rekor and the TSA (default: the one Sigstore's
+        /// TUF repository publishes)
+        #[arg(long, value_name = "FILE")]
+        signing_config: Option<PathBuf>,
+        /// FILE is an in-toto statement: sign it as a DSSE envelope
+        #[arg(long)]
+        in_toto: bool,
+    },
     /// Write a cosign-compatible key pair (password from COSIGN_PASSWORD, or asked)
     Keygen {
         #[arg(long, value_name = "PREFIX", default_value = "cosign")]
@@ -702,6 +725,26 @@ fn run(dir: &Path, command: Command) -> Result<i32> {
                 &source,
             )?;
             println!("OK: {verified}");
+            Ok(exit::OK)
+        }
+        Command::SignBundle {
+            input,
+            identity_token,
+            bundle,
+            trusted_root,
+            signing_config,
+            in_toto,
+        } => {
+            let request = crate::signing::sign_bundle::Request {
+                token: identity_token,
+                input: dir.join(input),
+                bundle: dir.join(bundle),
+                trusted_root: trusted_root.map(|p| dir.join(p)),
+                signing_config: signing_config.map(|p| dir.join(p)),
+                in_toto,
+            };
+            let done = crate::signing::sign_bundle::run(request, &crate::signing::process_env)?;
+            println!("{done}");
             Ok(exit::OK)
         }
         Command::Keygen { output_prefix } => {

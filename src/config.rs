@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::platform::{self, Target};
+use crate::signing::services::RekorVersion;
 use crate::tag::TagTemplate;
 
 pub const DEFAULT_FILE: &str = "release.toml";
@@ -96,6 +97,8 @@ struct RawSign {
     key: Option<String>,
     fulcio_url: Option<String>,
     rekor_url: Option<String>,
+    signing_config: Option<String>,
+    rekor_version: Option<i64>,
     trusted_root: Option<String>,
     tuf_url: Option<String>,
     tuf_root: Option<String>,
@@ -127,8 +130,9 @@ pub enum SignMode {
 pub struct Sign {
     pub mode: SignMode,
     pub key: PathBuf,
-    pub fulcio_url: String,
-    pub rekor_url: String,
+    /// Keyless: the signing config and the `fulcio-url`/`rekor-url`/`rekor-version` keys that
+    /// choose the Sigstore services (resolved against the config by `signing::services`).
+    pub services: crate::signing::services::Choice,
     pub trusted_root: Option<PathBuf>,
     /// The TUF repository the trusted root is fetched from when `trusted_root` is unset.
     pub tuf_url: Option<String>,
@@ -372,15 +376,24 @@ fn resolve(raw: Raw, path: &Path, root: PathBuf) -> Result<Config> {
         }
     };
     let non_empty = |v: Option<String>| v.filter(|s| !s.is_empty());
+    let rekor_version = match s.rekor_version {
+        None => None,
+        Some(n) => Some(RekorVersion::from_major(n).ok_or_else(|| {
+            bad(
+                "sign.rekor-version",
+                format!("`{n}` is not a Rekor API version; use 1 (the default) or 2"),
+            )
+        })?),
+    };
     let sign = Sign {
         mode,
         key: root.join(s.key.unwrap_or_else(|| "cosign.key".into())),
-        fulcio_url: s
-            .fulcio_url
-            .unwrap_or_else(|| "https://fulcio.sigstore.dev".into()),
-        rekor_url: s
-            .rekor_url
-            .unwrap_or_else(|| "https://rekor.sigstore.dev".into()),
+        services: crate::signing::services::Choice {
+            signing_config: non_empty(s.signing_config).map(|p| root.join(p)),
+            fulcio_url: non_empty(s.fulcio_url),
+            rekor_url: non_empty(s.rekor_url),
+            rekor_version,
+        },
         trusted_root: non_empty(s.trusted_root).map(|p| root.join(p)),
         tuf_url: non_empty(s.tuf_url),
         tuf_root: non_empty(s.tuf_root).map(|p| root.join(p)),
@@ -535,8 +548,8 @@ mod tests {
         );
         assert_eq!(c.sbom_spec_version, "1.5");
         assert_eq!(c.sign.mode, SignMode::Keyless);
-        assert_eq!(c.sign.fulcio_url, "https://fulcio.sigstore.dev");
-        assert_eq!(c.sign.rekor_url, "https://rekor.sigstore.dev");
+        // No URL keys: the signing config (or the public-good defaults) decides.
+        assert_eq!(c.sign.services, Default::default());
     }
 
     #[test]
@@ -570,6 +583,8 @@ mode = "key"
 key = "cosign.key"
 fulcio-url = "https://fulcio.example"
 rekor-url = "https://rekor.example"
+signing-config = "signing_config.v0.2.json"
+rekor-version = 2
 trusted-root = "trusted_root.json"
 identity = "me"
 issuer = "https://issuer.example"
@@ -583,6 +598,24 @@ repository = "owner/repo"
         assert_eq!((c.profile.as_str(), c.strip), ("release-lto", false));
         assert_eq!(c.max_glibc.unwrap().to_string(), "2.28");
         assert_eq!(c.sign.mode, SignMode::Key);
+        assert_eq!(c.sign.services.rekor_version, Some(RekorVersion::V2));
+        assert_eq!(
+            c.sign.services.fulcio_url.as_deref(),
+            Some("https://fulcio.example")
+        );
+        assert!(
+            c.sign
+                .services
+                .signing_config
+                .as_ref()
+                .is_some_and(|p| p.ends_with("signing_config.v0.2.json"))
+        );
+        assert!(
+            parse_str("[sign]\nrekor-version = 3\n")
+                .unwrap_err()
+                .to_string()
+                .contains("use 1 (the default) or 2")
+        );
         let t = &c.toolchains["aarch64-unknown-linux-gnu"];
         assert_eq!(t.linker.as_deref(), Some("aarch64-linux-gnu-gcc"));
         assert_eq!(t.env["FOO"], "bar");

@@ -119,8 +119,9 @@ pub struct TransparencyLogEntry {
     pub log_id: LogId,
     /// Rekor entry kind and version, e.g. `hashedrekord` / `0.0.1`.
     pub kind_version: KindVersion,
-    /// Unix seconds at which the log integrated the entry.
-    #[serde(with = "int64_json")]
+    /// Unix seconds at which the log integrated the entry; absent (0) for Rekor v2, whose
+    /// time comes from a TSA.
+    #[serde(default, with = "int64_json")]
     pub integrated_time: i64,
     /// Signed entry timestamp (promise of inclusion).
     #[serde(default, skip_serializing_if = "Option::is_none")]

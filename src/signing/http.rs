@@ -1,4 +1,4 @@
-//! The one HTTP door of keyless signing (Fulcio, Rekor, the GitHub OIDC endpoint): blocking ureq over rustls.
+//! Blocking HTTP (ureq over rustls) for the GitHub Actions token endpoint and the TUF repository; Fulcio, Rekor and the TSA are reached through the sigstore-rust crates' own clients.
 //!
 //! Secrets (identity tokens, the Actions request token) only ever travel in request headers or
 //! bodies; nothing here formats a header or a request body into an error. Response text that goes
@@ -81,25 +81,6 @@ impl Http {
         Self {
             agent: config.into(),
         }
-    }
-
-    /// POSTs a JSON body, with `Authorization: Bearer <bearer>` when given.
-    pub fn post_json(
-        &self,
-        url: &str,
-        body: &str,
-        bearer: Option<&str>,
-    ) -> Result<Response, TransportError> {
-        let mut request = self
-            .agent
-            .post(url)
-            .header("Content-Type", "application/json")
-            .header("Accept", "application/json");
-        if let Some(token) = bearer {
-            request = request.header("Authorization", &format!("Bearer {token}"));
-        }
-        let result = request.send(body);
-        Self::finish("POST", url, result)
     }
 
     /// GETs `url` with an optional raw `Authorization` header value.

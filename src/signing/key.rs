@@ -716,7 +716,7 @@ fn pem_decode(text: &str) -> Result<PemBlock, String> {
 }
 
 /// PEM with 64-column lines and LF endings, as Go's `pem.Encode` writes.
-fn pem_encode(label: &str, der: &[u8]) -> String {
+pub(crate) fn pem_encode(label: &str, der: &[u8]) -> String {
     let b64 = STANDARD.encode(der);
     let mut out = String::with_capacity(b64.len() + b64.len() / 64 + 2 * label.len() + 40);
     out.push_str("-----BEGIN ");

@@ -1,59 +1,52 @@
 //! Keyless signing with Sigstore: one ephemeral key per release, certified by Fulcio, every signature logged in Rekor.
 //!
-//! Flow: identity token ([`oidc`](super::oidc)) → fresh P-256 key → Fulcio certificate for it
-//! ([`fulcio`](super::fulcio)) → per artifact: sign, upload to Rekor ([`rekor`](super::rekor)),
-//! wrap in a Sigstore bundle v0.3. The private key never leaves memory and dies with the signer;
-//! the token is dropped once the certificate is issued. Verification is the sigstore-rust
-//! crates' ([`super::sigstore`]).
+//! Flow: identity token ([`oidc`](super::oidc)) → fresh P-256 key → one Fulcio certificate for
+//! it → per artifact: sign, timestamp at the TSA when one is configured, log in Rekor (v1, or
+//! v2 when chosen, see [`super::services`]), wrap in a Sigstore bundle v0.3. The protocol is the
+//! sigstore-rust crates' (`sigstore-fulcio`, `-rekor`, `-tsa`, `-crypto`, `-bundle`); this
+//! module owns the order and the invariants: the private key never leaves memory and dies with
+//! the signer, the token is dropped once the certificate is issued and never printed, the
+//! timestamp (private) comes before the log entry (public and permanent), and nothing is signed
+//! under an expired certificate. Verification is the crates' too ([`super::sigstore`]).
 
-use sha2::{Digest as _, Sha256};
-
-use super::bundle::{
-    Base64Bytes, Bundle, Content, HashAlgorithm, HashOutput, MEDIA_TYPE, MessageSignature,
-    TransparencyLogEntry, VerificationContent, VerificationMaterial, X509Certificate,
+use sigstore_bundle::BundleV03;
+use sigstore_crypto::KeyPair;
+use sigstore_fulcio::{FulcioClient, SigningCertificate};
+use sigstore_rekor::{
+    DsseEntry, HashedRekord, HashedRekordV2, RekorClient, RekorV2Client, RekorV2KeyDetails,
 };
-use super::certificate::{Cert, to_pem};
-use super::dsse::Envelope;
-use super::fulcio::{self, FulcioError, IssuedChain};
-use super::http::Http;
-use super::key::{KeyError, PrivateKey};
+use sigstore_tsa::TimestampClient;
+use sigstore_types::{
+    Bundle, DerCertificate, DsseEnvelope, DsseSignature, KeyId, KindVersion, PayloadBytes,
+    Sha256Hash, SignatureBytes, TimestampToken, TransparencyLogEntry,
+};
+
+use super::http::{Http, excerpt};
 use super::oidc::{self, IdToken, OidcError};
-use super::rekor::{self, RekorError};
+use super::services::{RekorVersion, Services, ServicesError};
 pub use super::trust::{ResolvedRoot, RootJson, TrustSource};
 use super::trusted_root::{TrustedRootError, format_rfc3339};
 
-/// The public-good Fulcio.
-pub const PUBLIC_GOOD_FULCIO_URL: &str = "https://fulcio.sigstore.dev";
-/// The public-good Rekor.
-pub const PUBLIC_GOOD_REKOR_URL: &str = "https://rekor.sigstore.dev";
+pub use super::services::{PUBLIC_GOOD_FULCIO_URL, PUBLIC_GOOD_REKOR_URL};
+
 /// The OIDC issuer of GitHub Actions workflow identities.
 pub const GITHUB_ACTIONS_ISSUER: &str = "https://token.actions.githubusercontent.com";
 
-/// The `[sign]` keys keyless mode uses (resolved: defaults applied, empty strings gone).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Long enough for Fulcio/Rekor under load, short enough that a dead endpoint fails a release
+/// in minutes rather than hanging a CI job.
+const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// What keyless mode needs (resolved: defaults applied, the signing config consulted).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct KeylessConfig {
-    /// Fulcio base URL.
-    pub fulcio_url: String,
-    /// Rekor base URL.
-    pub rekor_url: String,
+    /// Fulcio, Rekor and the TSA.
+    pub services: Services,
     /// Where the trusted root for verification comes from.
     pub trust: TrustSource,
     /// Expected certificate identity; `None` derives it from the GitHub Actions environment.
     pub identity: Option<String>,
     /// Expected OIDC issuer; `None` derives it from the GitHub Actions environment.
     pub issuer: Option<String>,
-}
-
-impl Default for KeylessConfig {
-    fn default() -> Self {
-        Self {
-            fulcio_url: PUBLIC_GOOD_FULCIO_URL.to_owned(),
-            rekor_url: PUBLIC_GOOD_REKOR_URL.to_owned(),
-            trust: TrustSource::default(),
-            identity: None,
-            issuer: None,
-        }
-    }
 }
 
 /// Who must have signed: the certificate's SAN and Fulcio's issuer extension, compared exactly.
@@ -71,15 +64,40 @@ pub enum KeylessError {
     /// No token.
     #[error(transparent)]
     Oidc(#[from] OidcError),
-    /// Fulcio.
+    /// The token was not accepted.
+    #[error(
+        "Fulcio at {url} refused the identity token ({detail}); the token must be fresh, have audience `sigstore`, and come from an issuer this Fulcio trusts"
+    )]
+    FulcioRefused {
+        url: String,
+        /// Status and scrubbed answer.
+        detail: String,
+    },
+    /// Fulcio could not be reached, or answered something unusable.
+    #[error(
+        "requesting a signing certificate from Fulcio at {url}: {detail}; check `[sign] fulcio-url` (or the signing config) points at a Fulcio v2 API"
+    )]
+    Fulcio { url: String, detail: String },
+    /// Rekor refused the entry or could not be reached.
+    #[error(
+        "logging the {kind} entry in Rekor at {url}: {detail}; check `[sign] rekor-url` and `rekor-version` match the log"
+    )]
+    Rekor {
+        url: String,
+        kind: &'static str,
+        detail: String,
+    },
+    /// The timestamp authority failed.
+    #[error(
+        "requesting an RFC 3161 timestamp from {url}: {detail}; nothing was logged for this signature. Check the signing config's timestamp authority"
+    )]
+    Tsa { url: String, detail: String },
+    /// Generating the ephemeral key or signing with it.
+    #[error("the ephemeral signing key: {0}")]
+    Key(String),
+    /// The services cannot be chosen.
     #[error(transparent)]
-    Fulcio(#[from] FulcioError),
-    /// Rekor.
-    #[error(transparent)]
-    Rekor(#[from] RekorError),
-    /// Generating the ephemeral key.
-    #[error("generating the ephemeral signing key: {0}")]
-    Key(#[from] KeyError),
+    Services(#[from] ServicesError),
     /// The trusted root could not be fetched or verified over TUF.
     #[error(transparent)]
     Tuf(#[from] crate::tuf::TufError),
@@ -107,10 +125,8 @@ pub enum KeylessError {
         /// notAfter, RFC 3339.
         not_after: String,
     },
-    /// Serialising the envelope (cannot happen for these types).
-    #[error(
-        "cannot serialise the DSSE envelope ({0}); this is a bug in xrelease, please report it"
-    )]
+    /// Serialising the envelope or bundle (cannot happen for these types).
+    #[error("cannot serialise {0}; this is a bug in xrelease, please report it")]
     Encode(String),
 }
 
@@ -159,17 +175,27 @@ impl KeylessConfig {
 
 /// Signs blobs and DSSE envelopes under one Fulcio certificate.
 pub struct KeylessSigner {
-    http: Http,
-    rekor_url: String,
-    key: PrivateKey,
-    issued: IssuedChain,
+    runtime: tokio::runtime::Runtime,
+    services: Services,
+    key: KeyPair,
+    leaf: DerCertificate,
+    /// The leaf's notAfter, Unix seconds.
+    not_after: i64,
+    identity: Option<String>,
+    log: Log,
+    tsa: Option<TimestampClient>,
+}
+
+enum Log {
+    V1(RekorClient),
+    V2(RekorV2Client),
 }
 
 impl std::fmt::Debug for KeylessSigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KeylessSigner")
-            .field("rekor_url", &self.rekor_url)
-            .field("identity", &self.issued.leaf.san_identities())
+            .field("services", &self.services)
+            .field("identity", &self.identity)
             .finish_non_exhaustive()
     }
 }
@@ -180,100 +206,288 @@ impl KeylessSigner {
         config: &KeylessConfig,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, KeylessError> {
-        let http = Http::new();
-        let token = oidc::acquire(env, &http)?;
-        Self::with_http(config, &token, http)
+        let token = oidc::acquire(env, &Http::new())?;
+        Self::new(config, &token)
     }
 
-    /// Gets a certificate for a fresh key with `token`.
+    /// Gets a certificate for a fresh key with `token`; the caller drops the token after this.
     pub fn new(config: &KeylessConfig, token: &IdToken) -> Result<Self, KeylessError> {
-        Self::with_http(config, token, Http::new())
-    }
-
-    fn with_http(
-        config: &KeylessConfig,
-        token: &IdToken,
-        http: Http,
-    ) -> Result<Self, KeylessError> {
-        let key = PrivateKey::generate()?;
-        let issued = fulcio::request_certificate(&http, &config.fulcio_url, token, &key)?;
+        let services = config.services.clone();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| KeylessError::Key(format!("cannot start the HTTP runtime: {e}")))?;
+        let http = sigstore_fulcio::reqwest::Client::builder()
+            .timeout(TIMEOUT)
+            .user_agent(concat!("xrelease/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| KeylessError::Key(format!("cannot build the HTTP client: {e}")))?;
+        let key = KeyPair::generate_ecdsa_p256().map_err(|e| KeylessError::Key(e.to_string()))?;
+        let (leaf, info) =
+            runtime.block_on(certificate(&http, &services.fulcio_url, token, &key))?;
+        let rekor_url = services.rekor_url.trim_end_matches('/');
+        let rekor = |detail: String| KeylessError::Rekor {
+            url: rekor_url.to_owned(),
+            kind: "any",
+            detail,
+        };
+        let log = match services.rekor_version {
+            RekorVersion::V1 => Log::V1(
+                RekorClient::builder(rekor_url)
+                    .with_http_client(http.clone())
+                    .build()
+                    .map_err(|e| rekor(e.to_string()))?,
+            ),
+            RekorVersion::V2 => Log::V2(
+                RekorV2Client::builder(rekor_url)
+                    .with_http_client(http.clone())
+                    .build()
+                    .map_err(|e| rekor(e.to_string()))?,
+            ),
+        };
+        let tsa = match &services.tsa_url {
+            Some(url) => Some(
+                TimestampClient::builder(url.as_str())
+                    .with_http_client(http)
+                    .build()
+                    .map_err(|e| KeylessError::Tsa {
+                        url: url.clone(),
+                        detail: e.to_string(),
+                    })?,
+            ),
+            None => None,
+        };
         Ok(Self {
-            http,
-            rekor_url: config.rekor_url.clone(),
+            runtime,
+            services,
             key,
-            issued,
+            leaf,
+            not_after: info.not_after.as_second(),
+            identity: info.identity.map(|san| san.as_str().to_owned()),
+            log,
+            tsa,
         })
     }
 
-    /// The signing certificate.
-    pub fn certificate(&self) -> &Cert {
-        &self.issued.leaf
-    }
-
-    /// The signing certificate as PEM (`SHA256SUMS.pem`).
+    /// The signing certificate as PEM (`SHA256SUMS.pem`), LF line ends as cosign writes it.
     pub fn certificate_pem(&self) -> String {
-        to_pem("CERTIFICATE", self.issued.leaf.der())
+        super::key::pem_encode("CERTIFICATE", self.leaf.as_bytes())
     }
 
-    /// Signs `artifact` (ECDSA P-256 over SHA-256), logs it as `hashedrekord`, returns the bundle.
-    /// The `.sig` text is the bundle's `messageSignature.signature`.
+    /// The services this signer submits to.
+    pub fn services(&self) -> &Services {
+        &self.services
+    }
+
+    /// Signs `artifact` (ECDSA P-256 over SHA-256), timestamps and logs it as `hashedrekord`,
+    /// and returns the bundle. The `.sig` text is the bundle's `messageSignature.signature`.
     pub fn sign_blob(&self, artifact: &[u8]) -> Result<Bundle, KeylessError> {
         self.require_live_certificate()?;
-        let digest = Sha256::digest(artifact);
-        let signature = self.key.sign(artifact);
-        let entry = rekor::hashedrekord_entry(&digest, &signature, &self.issued.leaf);
-        let logged = rekor::upload(&self.http, &self.rekor_url, &entry)?;
-        let content = Content::MessageSignature(MessageSignature {
-            message_digest: Some(HashOutput {
-                algorithm: HashAlgorithm::Sha2_256,
-                digest: Base64Bytes(digest.to_vec()),
-            }),
-            signature: Base64Bytes(signature),
-        });
-        Ok(self.bundle(content, logged))
+        let digest = sigstore_crypto::sha256(artifact);
+        let signature = self.sign(artifact)?;
+        let timestamp = self.timestamp(&signature)?;
+        let entry = self.log(&digest, &signature, None)?;
+        let bundle =
+            BundleV03::with_certificate_and_signature(self.leaf.clone(), signature, digest);
+        Ok(finish(bundle, entry, timestamp))
     }
 
-    /// Signs `payload` as a DSSE envelope, logs the envelope exactly as signed as `dsse`, and
-    /// returns the bundle (whose `dsseEnvelope` is the `.intoto.jsonl` content).
+    /// Signs `payload` as a DSSE envelope, timestamps and logs it (Rekor v1: a `dsse` entry of
+    /// the envelope as signed; v2: a hashedrekord over the SHA-256 of its PAE), and returns the
+    /// bundle (whose `dsseEnvelope` is the `.intoto.jsonl` content).
     pub fn sign_dsse(&self, payload_type: &str, payload: &[u8]) -> Result<Bundle, KeylessError> {
         self.require_live_certificate()?;
-        let envelope = Envelope::sign(payload_type, payload, &self.key, "");
-        let envelope_json =
-            serde_json::to_string(&envelope).map_err(|e| KeylessError::Encode(e.to_string()))?;
-        let entry = rekor::dsse_entry(&envelope_json, &self.issued.leaf);
-        let logged = rekor::upload(&self.http, &self.rekor_url, &entry)?;
-        Ok(self.bundle(Content::DsseEnvelope(envelope), logged))
+        let pae = sigstore_types::pae(payload_type, payload);
+        let signature = self.sign(&pae)?;
+        let envelope = DsseEnvelope::new(
+            payload_type,
+            PayloadBytes::new(payload.to_vec()),
+            DsseSignature::new(signature.clone(), KeyId::default()),
+        );
+        let timestamp = self.timestamp(&signature)?;
+        let entry = self.log(&sigstore_crypto::sha256(&pae), &signature, Some(&envelope))?;
+        let bundle = BundleV03::with_certificate_and_dsse(self.leaf.clone(), envelope);
+        Ok(finish(bundle, entry, timestamp))
     }
 
-    /// A signature logged after the certificate expired can never verify (the integrated time
+    fn sign(&self, message: &[u8]) -> Result<SignatureBytes, KeylessError> {
+        self.key
+            .sign(message)
+            .map_err(|e| KeylessError::Key(e.to_string()))
+    }
+
+    fn timestamp(
+        &self,
+        signature: &SignatureBytes,
+    ) -> Result<Option<TimestampToken>, KeylessError> {
+        let Some(tsa) = &self.tsa else {
+            return Ok(None);
+        };
+        self.runtime
+            .block_on(tsa.timestamp_signature(signature))
+            .map(Some)
+            .map_err(|e| KeylessError::Tsa {
+                url: self.services.tsa_url.clone().unwrap_or_default(),
+                detail: e.to_string(),
+            })
+    }
+
+    /// Logs a signature over `digest` (a blob's, or a DSSE PAE's when `envelope` is given).
+    fn log(
+        &self,
+        digest: &Sha256Hash,
+        signature: &SignatureBytes,
+        envelope: Option<&DsseEnvelope>,
+    ) -> Result<TransparencyLogEntry, KeylessError> {
+        let kind = if envelope.is_some() {
+            "dsse"
+        } else {
+            "hashedrekord"
+        };
+        let failed = |detail: String| KeylessError::Rekor {
+            url: self.services.rekor_url.clone(),
+            kind,
+            detail,
+        };
+        match (&self.log, envelope) {
+            (Log::V1(rekor), None) => {
+                let request = HashedRekord::new(digest, signature, &self.leaf);
+                let logged = self.runtime.block_on(rekor.create_entry(request));
+                let logged = logged.map_err(|e| failed(rekor_detail(e)))?;
+                logged
+                    .to_bundle_entry(KindVersion::HashedRekordV001)
+                    .map_err(|e| failed(format!("unusable answer: {e}")))
+            }
+            (Log::V1(rekor), Some(envelope)) => {
+                let request =
+                    DsseEntry::new(envelope, &self.leaf).map_err(|e| failed(e.to_string()))?;
+                let logged = self.runtime.block_on(rekor.create_dsse_entry(request));
+                let logged = logged.map_err(|e| failed(rekor_detail(e)))?;
+                logged
+                    .to_bundle_entry(KindVersion::DsseV001)
+                    .map_err(|e| failed(format!("unusable answer: {e}")))
+            }
+            (Log::V2(rekor), _) => {
+                let request = HashedRekordV2::new_with_certificate(
+                    digest,
+                    signature,
+                    &self.leaf,
+                    RekorV2KeyDetails::PkixEcdsaP256Sha256,
+                );
+                self.runtime
+                    .block_on(rekor.create_entry(request))
+                    .map_err(|e| failed(rekor_detail(e)))
+            }
+        }
+    }
+
+    /// A signature logged after the certificate expired can never verify (the signing time
     /// must fall inside the certificate's validity), so refuse to make one.
     fn require_live_certificate(&self) -> Result<(), KeylessError> {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
-        let (_, not_after) = self.issued.leaf.validity();
-        if now < not_after {
+        if now < self.not_after {
             Ok(())
         } else {
             Err(KeylessError::CertificateExpired {
-                not_after: format_rfc3339(not_after),
+                not_after: format_rfc3339(self.not_after),
             })
         }
     }
+}
 
-    fn bundle(&self, content: Content, logged: TransparencyLogEntry) -> Bundle {
-        Bundle {
-            media_type: MEDIA_TYPE.to_owned(),
-            verification_material: VerificationMaterial {
-                content: VerificationContent::Certificate(X509Certificate {
-                    raw_bytes: Base64Bytes(self.issued.leaf.der().to_vec()),
-                }),
-                tlog_entries: vec![logged],
-                timestamp_verification_data: None,
-            },
-            content,
-        }
+fn finish(
+    bundle: BundleV03,
+    entry: TransparencyLogEntry,
+    timestamp: Option<TimestampToken>,
+) -> Bundle {
+    let bundle = bundle.with_tlog_entry(entry);
+    match timestamp {
+        Some(t) => bundle.with_rfc3161_timestamp(t),
+        None => bundle,
     }
+    .into_bundle()
+}
+
+fn rekor_detail(e: sigstore_rekor::Error) -> String {
+    match e {
+        sigstore_rekor::Error::Status { status: 409, .. } => {
+            "the log already holds this entry (409); sign again to get a fresh signature".to_owned()
+        }
+        sigstore_rekor::Error::Status { status, message } => {
+            format!("answered {status} ({})", excerpt(&message, &[]))
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Asks Fulcio for a certificate for `key`. Fulcio must embed the SCT (as the public instance
+/// does) and certify exactly our key. Fulcio's answers are scrubbed of the token before they
+/// reach an error.
+async fn certificate(
+    http: &sigstore_fulcio::reqwest::Client,
+    url: &str,
+    token: &IdToken,
+    key: &KeyPair,
+) -> Result<(DerCertificate, sigstore_crypto::CertificateInfo), KeylessError> {
+    let url = url.trim_end_matches('/');
+    let secret = token.token().expose_secret();
+    let scrub = |text: String| excerpt(&text, &[secret]);
+    let fail = |detail: String| KeylessError::Fulcio {
+        url: url.to_owned(),
+        detail,
+    };
+    let client = FulcioClient::builder(url)
+        .with_http_client(http.clone())
+        .build()
+        .map_err(|e| fail(scrub(e.to_string())))?;
+    let issued = match client.create_signing_certificate(token.token(), key).await {
+        Ok(issued) => issued,
+        Err(sigstore_fulcio::Error::Status {
+            status: status @ (401 | 403),
+            message,
+        }) => {
+            return Err(KeylessError::FulcioRefused {
+                url: url.to_owned(),
+                detail: format!("{status}: {}", scrub(message)),
+            });
+        }
+        Err(e) => return Err(fail(scrub(e.to_string()))),
+    };
+    let leaf = match &issued {
+        SigningCertificate::EmbeddedSct { chain } => chain[0].clone(),
+        _ => {
+            return Err(fail(
+                "it returned a detached SCT; xrelease needs a Fulcio that embeds SCTs, as the public instance does"
+                    .to_owned(),
+            ));
+        }
+    };
+    let info = sigstore_crypto::parse_certificate_info(&leaf)
+        .map_err(|e| fail(format!("its certificate does not parse: {e}")))?;
+    let ours = key
+        .public_key_der()
+        .map_err(|e| KeylessError::Key(e.to_string()))?;
+    if info.public_key != ours {
+        return Err(fail(
+            "it returned a certificate for a different public key than the one sent; refusing to sign with it"
+                .to_owned(),
+        ));
+    }
+    Ok((leaf, info))
+}
+
+/// The envelope of a DSSE bundle as JSON, exactly as the bundle holds it (the `.intoto.jsonl`
+/// line).
+pub fn envelope_json(bundle: &Bundle) -> Result<String, KeylessError> {
+    let sigstore_types::SignatureContent::DsseEnvelope(envelope) = &bundle.content else {
+        return Err(KeylessError::Encode(
+            "a blob bundle as an envelope".to_owned(),
+        ));
+    };
+    serde_json::to_string(envelope)
+        .map_err(|e| KeylessError::Encode(format!("the DSSE envelope ({e})")))
 }
 
 #[cfg(test)]

@@ -1,22 +1,20 @@
 //! Signing: one `Signer` (key or keyless is an enum, chosen once at the composition root) and the
 //! verification `Policy` derived from the same choice.
 //!
-//! Formats live in the submodules: cosign-compatible keys, DSSE envelopes, Sigstore bundles;
-//! keyless signing (Fulcio, Rekor, OIDC tokens). Only `http.rs` talks to the network. Keyless
-//! verification and trusted roots are the sigstore-rust crates', behind `sigstore.rs`, the one
-//! module that calls them.
+//! Formats live in the submodules: cosign-compatible keys, DSSE envelopes, key-signed Sigstore
+//! bundles. The Sigstore protocol is the sigstore-rust crates': keyless signing (Fulcio, Rekor,
+//! TSA) in `keyless.rs` with the services chosen in `services.rs`, verification and trusted
+//! roots in `sigstore.rs`.
 
-mod asn1;
 pub mod bundle;
-pub mod certificate;
 pub mod dsse;
 pub mod ec;
-pub mod fulcio;
 pub mod http;
 pub mod key;
 pub mod keyless;
 pub mod oidc;
-pub mod rekor;
+pub mod services;
+pub mod sign_bundle;
 pub mod sigstore;
 pub mod trust;
 pub mod trusted_root;
@@ -26,7 +24,7 @@ use std::path::Path;
 use crate::error::{Error, Result};
 use crate::secret::{COSIGN_PASSWORD_ENV, Password};
 use crate::verify::Policy;
-use bundle::{Bundle, Content};
+use bundle::Bundle;
 use dsse::Envelope;
 use key::{PrivateKey, PublicKey};
 use keyless::{ExpectedIdentity, KeylessConfig, KeylessSigner};
@@ -43,7 +41,8 @@ pub fn process_env(name: &str) -> Option<String> {
 pub struct BlobSignature {
     /// ASN.1 DER ECDSA signature (the `.sig` file holds its base64).
     pub der: Vec<u8>,
-    pub bundle: Bundle,
+    /// The Sigstore bundle, JSON (`.sigstore.json`).
+    pub bundle: String,
     /// Keyless only: the signing certificate, PEM.
     pub certificate_pem: Option<String>,
 }
@@ -112,21 +111,28 @@ impl Signer {
     /// gate will verify under: identity and issuer from `[sign]`, else from the GitHub Actions
     /// environment; the configured trusted root, else the one a TUF repository publishes
     /// (Sigstore's by default), fetched and verified now so a release never builds for nothing.
-    /// Nothing is sent to Fulcio or Rekor yet (see [`Keyless`]).
+    /// The services come from the signing config (see [`services`]), read now too.
+    /// Nothing is sent to Fulcio, Rekor or a TSA yet (see [`Keyless`]).
     pub fn keyless(sign: &crate::config::Sign, env: Env<'_>) -> Result<Signer> {
+        let preflight = |e: keyless::KeylessError| Error::Preflight(e.to_string());
+        let trust = keyless::TrustSource::new(
+            sign.trusted_root.clone(),
+            sign.tuf_url.clone(),
+            sign.tuf_root.clone(),
+            false,
+        );
+        let signing_config = services::load(&sign.services, &trust, env).map_err(preflight)?;
+        let chosen = services::select(
+            signing_config.as_ref().map(|(c, name)| (c, name.as_str())),
+            &sign.services,
+        )
+        .map_err(|e| preflight(e.into()))?;
         let config = KeylessConfig {
-            fulcio_url: sign.fulcio_url.clone(),
-            rekor_url: sign.rekor_url.clone(),
-            trust: keyless::TrustSource::new(
-                sign.trusted_root.clone(),
-                sign.tuf_url.clone(),
-                sign.tuf_root.clone(),
-                false,
-            ),
+            services: chosen,
+            trust,
             identity: sign.identity.clone(),
             issuer: sign.issuer.clone(),
         };
-        let preflight = |e: keyless::KeylessError| Error::Preflight(e.to_string());
         let expected = config.expected_identity(env).map_err(preflight)?;
         let root = config.trusted_root(env).map_err(preflight)?.root;
         Ok(Signer::Keyless(Box::new(Keyless {
@@ -186,17 +192,20 @@ impl Signer {
                 throwaway: false,
             } => format!("key {}", key.public_key().hint()),
             Signer::Keyless(k) => format!(
-                "keyless Sigstore (Fulcio {}, Rekor {}) as {} ({})",
-                k.config.fulcio_url, k.config.rekor_url, k.expected.identity, k.expected.issuer
+                "keyless Sigstore ({}) as {} ({})",
+                k.config.services, k.expected.identity, k.expected.issuer
             ),
         }
     }
 
     pub fn sign_blob(&mut self, bytes: &[u8]) -> Result<BlobSignature> {
+        let encode = |e: bundle::BundleError| Error::Sign(e.to_string());
         match self {
             Signer::Key { key, .. } => {
                 let der = key.sign(bytes);
-                let bundle = Bundle::for_blob(bytes, &der, &key.public_key());
+                let bundle = Bundle::for_blob(bytes, &der, &key.public_key())
+                    .to_json()
+                    .map_err(encode)?;
                 Ok(BlobSignature {
                     der,
                     bundle,
@@ -205,41 +214,47 @@ impl Signer {
             }
             Signer::Keyless(k) => {
                 let signer = k.signer()?;
-                let bundle = signer
-                    .sign_blob(bytes)
-                    .map_err(|e| Error::Sign(e.to_string()))?;
-                let Content::MessageSignature(signature) = &bundle.content else {
+                let bundle = signer.sign_blob(bytes).map_err(sign_error)?;
+                let sigstore_types::SignatureContent::MessageSignature(signature) = &bundle.content
+                else {
                     unreachable!("a blob is signed as a message signature")
                 };
                 Ok(BlobSignature {
-                    der: signature.signature.0.clone(),
+                    der: signature.signature.as_bytes().to_vec(),
                     certificate_pem: Some(signer.certificate_pem()),
-                    bundle,
+                    bundle: bundle.to_json().map_err(|e| Error::Sign(e.to_string()))?,
                 })
             }
         }
     }
 
-    /// Signs `payload` as a DSSE envelope (signature over the PAE encoding).
-    pub fn sign_dsse(&mut self, payload_type: &str, payload: &[u8]) -> Result<(Envelope, Bundle)> {
+    /// Signs `payload` as a DSSE envelope (signature over the PAE encoding); returns the
+    /// envelope's JSON (one `.intoto.jsonl` line) and its Sigstore bundle's JSON.
+    pub fn sign_dsse(&mut self, payload_type: &str, payload: &[u8]) -> Result<(String, String)> {
         match self {
             Signer::Key { key, .. } => {
                 let envelope = Envelope::sign(payload_type, payload, key, "");
-                let bundle = Bundle::for_dsse(envelope.clone(), &key.public_key());
-                Ok((envelope, bundle))
+                let json = serde_json::to_string(&envelope).expect("plain data");
+                let bundle = Bundle::for_dsse(envelope, &key.public_key())
+                    .to_json()
+                    .map_err(|e| Error::Sign(e.to_string()))?;
+                Ok((json, bundle))
             }
             Signer::Keyless(k) => {
                 let bundle = k
                     .signer()?
                     .sign_dsse(payload_type, payload)
-                    .map_err(|e| Error::Sign(e.to_string()))?;
-                let Content::DsseEnvelope(envelope) = &bundle.content else {
-                    unreachable!("an attestation is signed as a DSSE envelope")
-                };
-                Ok((envelope.clone(), bundle))
+                    .map_err(sign_error)?;
+                let envelope = keyless::envelope_json(&bundle).map_err(sign_error)?;
+                let json = bundle.to_json().map_err(|e| Error::Sign(e.to_string()))?;
+                Ok((envelope, json))
             }
         }
     }
+}
+
+fn sign_error(e: keyless::KeylessError) -> Error {
+    Error::Sign(e.to_string())
 }
 
 /// The key password: `COSIGN_PASSWORD`, else asked on the terminal without echo (twice when

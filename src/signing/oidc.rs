@@ -1,13 +1,18 @@
 //! OIDC identity tokens for Fulcio: from `SIGSTORE_ID_TOKEN`, or from GitHub Actions' token endpoint. No browser flow.
 //!
-//! A token is a bearer credential: it lives in [`IdToken`], which has no `Display` and whose
-//! `Debug` shows only the issuer and subject. Errors name variables and URLs, never values.
+//! A token is a bearer credential: it lives in [`IdToken`] (sigstore-oidc's `IdentityToken`),
+//! which has no `Display` and whose `Debug` shows only the issuer and subject. Errors name
+//! variables and URLs, never values.
+//!
+//! The GitHub Actions request is ours, not sigstore-oidc's ambient detection: that reads the
+//! process environment only (xrelease reads an injectable one, which the tests and the dry-run
+//! rehearsal use), demands `GITHUB_ACTIONS=true`, and also picks up other CI systems' tokens,
+//! where xrelease wants exactly the two documented sources and errors that name them.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
+use sigstore_oidc::IdentityToken;
 
 use super::http::{Http, TransportError, excerpt};
 use crate::secret::Secret;
@@ -75,29 +80,11 @@ pub enum OidcError {
     },
 }
 
-/// The claims xrelease looks at (unverified: Fulcio verifies the token; we read claims only to
-/// build the proof of possession and to fail early on an expired token).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct Claims {
-    /// Issuer URL.
-    pub iss: String,
-    /// Subject.
-    pub sub: String,
-    /// Email, for email-based issuers.
-    #[serde(default)]
-    pub email: Option<String>,
-    /// Whether the issuer verified the email.
-    #[serde(default)]
-    pub email_verified: Option<bool>,
-    /// Expiry, Unix seconds.
-    #[serde(default)]
-    pub exp: Option<i64>,
-}
-
-/// An OIDC identity token.
+/// An OIDC identity token: sigstore-oidc's, whose `Debug` shows nothing of it, plus where it
+/// came from (for messages). Its claims are read unverified (Fulcio verifies the token) only to
+/// fail early on an expired one.
 pub struct IdToken {
-    raw: Secret<String>,
-    claims: Claims,
+    token: IdentityToken,
 }
 
 impl std::fmt::Debug for IdToken {
@@ -105,58 +92,39 @@ impl std::fmt::Debug for IdToken {
         write!(
             f,
             "IdToken(iss={}, sub={})",
-            self.claims.iss, self.claims.sub
+            self.token.issuer(),
+            self.token.subject()
         )
     }
 }
 
 impl IdToken {
     /// Parses a JWT's claims (without verifying its signature) and refuses an expired token.
-    /// `source_name` says where it came from, for errors.
+    /// `source_name` says where it came from, for errors, which never quote the token.
     pub fn parse(raw: String, source_name: &str) -> Result<Self, OidcError> {
         let raw = Secret::new(raw.trim().to_owned());
-        let malformed = |reason: &str| OidcError::Malformed {
+        let token = IdentityToken::from_jwt(raw.expose()).map_err(|_| OidcError::Malformed {
             source_name: source_name.to_owned(),
-            reason: reason.to_owned(),
-        };
-        let parts: Vec<&str> = raw.expose().split('.').collect();
-        if parts.len() != 3 {
-            return Err(malformed("it does not have three dot-separated parts"));
+            reason: "it is not three dot-separated base64url parts whose payload is JSON with `iss`, `sub` and `exp` claims".to_owned(),
+        })?;
+        let seconds_ago = now() - token.expiration().as_second();
+        if seconds_ago > 0 {
+            return Err(OidcError::Expired {
+                source_name: source_name.to_owned(),
+                seconds_ago,
+            });
         }
-        let payload = URL_SAFE_NO_PAD
-            .decode(parts[1].trim_end_matches('='))
-            .map_err(|_| malformed("its payload is not base64url"))?;
-        let claims: Claims = serde_json::from_slice(&payload)
-            .map_err(|_| malformed("its payload is not JSON with string `iss` and `sub` claims"))?;
-        if let Some(exp) = claims.exp {
-            let seconds_ago = now() - exp;
-            if seconds_ago > 0 {
-                return Err(OidcError::Expired {
-                    source_name: source_name.to_owned(),
-                    seconds_ago,
-                });
-            }
-        }
-        Ok(Self { raw, claims })
+        Ok(Self { token })
     }
 
-    /// The token text, for the `Authorization` header and Fulcio's request body only.
-    pub fn expose(&self) -> &str {
-        self.raw.expose()
+    /// The token, for Fulcio only.
+    pub fn token(&self) -> &IdentityToken {
+        &self.token
     }
 
-    /// The claims.
-    pub fn claims(&self) -> &Claims {
-        &self.claims
-    }
-
-    /// What the proof of possession signs: Fulcio checks a signature over the principal's name,
-    /// which is the verified email for email identities and `sub` otherwise (as cosign does).
-    pub fn challenge(&self) -> &str {
-        match (&self.claims.email, self.claims.email_verified) {
-            (Some(email), Some(true)) => email,
-            _ => &self.claims.sub,
-        }
+    /// The token's `iss` claim (unverified).
+    pub fn issuer(&self) -> &str {
+        self.token.issuer()
     }
 }
 
@@ -222,6 +190,7 @@ pub fn acquire(env: &dyn Fn(&str) -> Option<String>, http: &Http) -> Result<IdTo
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine as _;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
     fn jwt(claims: serde_json::Value) -> String {
@@ -233,20 +202,18 @@ mod tests {
     }
 
     #[test]
-    fn parses_claims_and_picks_the_challenge() {
+    fn parses_claims() {
         let t = IdToken::parse(
             jwt(serde_json::json!({"iss": "i", "sub": "s", "exp": now() + 60})),
             "X",
         )
         .unwrap();
-        assert_eq!((t.claims().iss.as_str(), t.challenge()), ("i", "s"));
-        let e = serde_json::json!({"iss": "i", "sub": "s", "email": "a@b", "email_verified": true});
-        assert_eq!(IdToken::parse(jwt(e), "X").unwrap().challenge(), "a@b");
-        let unverified = serde_json::json!({"iss": "i", "sub": "s", "email": "a@b"});
-        assert_eq!(
-            IdToken::parse(jwt(unverified), "X").unwrap().challenge(),
-            "s"
-        );
+        assert_eq!(t.issuer(), "i");
+        let no_expiry = jwt(serde_json::json!({"iss": "i", "sub": "s"}));
+        assert!(matches!(
+            IdToken::parse(no_expiry, "X"),
+            Err(OidcError::Malformed { .. })
+        ));
     }
 
     #[test]
@@ -266,7 +233,7 @@ mod tests {
         assert!(!format!("{err} {err:?}").contains("TOPSECRET"));
 
         let ok = IdToken::parse(
-            jwt(serde_json::json!({"iss": "i", "sub": "s", "k": "TOPSECRET"})),
+            jwt(serde_json::json!({"iss": "i", "sub": "s", "exp": now() + 60, "k": "TOPSECRET"})),
             "X",
         )
         .unwrap();

@@ -189,6 +189,17 @@ impl ParsedBundle {
     }
 }
 
+/// The DER of the one certificate in PEM text (`SHA256SUMS.pem`); more than one is refused.
+pub fn single_certificate_pem(text: &str) -> Result<Vec<u8>, String> {
+    match text.matches("-----BEGIN CERTIFICATE-----").count() {
+        1 => sigstore_types::DerCertificate::from_pem(text)
+            .map(|c| c.as_bytes().to_vec())
+            .map_err(|e| format!("not a PEM certificate ({e})")),
+        0 => Err("no `CERTIFICATE` PEM block".to_owned()),
+        n => Err(format!("{n} certificates where one is expected")),
+    }
+}
+
 /// Verifies `bundle_json` over `subject`, signed as `signer`, against `root`.
 pub fn verify(
     bundle_json: &str,

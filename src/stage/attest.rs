@@ -78,10 +78,7 @@ pub fn run(
     };
     for (attestation, kind, statement) in statements {
         let (envelope, bundle) = signer.sign_dsse(PAYLOAD_TYPE, &to_bytes(&statement))?;
-        let line = format!(
-            "{}\n",
-            serde_json::to_string(&envelope).expect("plain data")
-        );
+        let line = format!("{envelope}\n");
         let name = &attestation.file;
         write(
             dist,
@@ -92,7 +89,6 @@ pub fn run(
             line.as_bytes(),
         )?;
         if attestation.has_bundle(signing) {
-            let bundle = bundle.to_json().map_err(|e| Error::Sign(e.to_string()))?;
             write(
                 dist,
                 manifest,

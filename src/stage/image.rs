@@ -326,7 +326,6 @@ fn attach(
     for st in referrers::statements(repo, built, &provenance, &sboms) {
         let payload = layout::canonical_json(&st.statement);
         let (_, bundle) = signer.sign_dsse("application/vnd.in-toto+json", &payload)?;
-        let bundle = bundle.to_json().map_err(|e| Error::Sign(e.to_string()))?;
         signed.push((
             st.subject.digest().to_string(),
             referrers::referrer(&st.subject, bundle.as_bytes(), st.predicate_type),

@@ -26,10 +26,7 @@ pub fn run(dist: &Path, manifest: &mut Manifest, signer: &mut Signer) -> Result<
     let sums = std::fs::read(&sums_path).map_err(Error::io("cannot read", &sums_path))?;
     let signature = signer.sign_blob(&sums)?;
 
-    let bundle = signature
-        .bundle
-        .to_json()
-        .map_err(|e| Error::Sign(e.to_string()))?;
+    let bundle = signature.bundle;
     let mut outputs = vec![
         (
             layout::SUMS_SIGNATURE,

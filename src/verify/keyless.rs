@@ -13,7 +13,6 @@ use base64::engine::general_purpose::STANDARD;
 
 use super::{Checks, Policy};
 use crate::error::Error;
-use crate::signing::certificate::pem_blocks;
 use crate::signing::dsse::Envelope;
 use crate::signing::key::decode_signature;
 use crate::signing::keyless::TrustSource;
@@ -100,15 +99,12 @@ pub(super) fn check_signature(checks: &mut Checks, policy: &Policy, files: &File
             (_, None) => Err(format!("{SUMS_CERTIFICATE} is missing")),
             (Err(why), _) => Err(format!("not checked: {why}")),
             (Ok(bundle), Some(pem)) => {
-                let ders = std::str::from_utf8(pem)
+                let der = std::str::from_utf8(pem)
                     .map_err(|_| "not PEM text".to_string())
-                    .and_then(|text| {
-                        pem_blocks(text, "CERTIFICATE", "certificate file")
-                            .map_err(|e| e.to_string())
-                    });
-                match (bundle.certificate_der(), ders) {
+                    .and_then(sigstore::single_certificate_pem);
+                match (bundle.certificate_der(), der) {
                     (_, Err(why)) => Err(why),
-                    (Some(cert), Ok(ders)) if ders.len() == 1 && ders[0] == cert => {
+                    (Some(cert), Ok(der)) if der == cert => {
                         Ok(format!("the certificate in {SUMS_BUNDLE}"))
                     }
                     _ => Err(format!("not the (single) certificate in {SUMS_BUNDLE}")),

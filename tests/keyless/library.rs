@@ -18,6 +18,7 @@ use xrelease::signing::dsse::IN_TOTO_PAYLOAD_TYPE;
 use xrelease::signing::key::PrivateKey;
 use xrelease::signing::keyless::{KeylessConfig, KeylessError, KeylessSigner, TrustSource};
 use xrelease::signing::oidc::{IdToken, OidcError};
+use xrelease::signing::services::Services;
 use xrelease::signing::sigstore::{Root, Signer, Subject, verify};
 
 const ARTIFACT: &[u8] = b"0123abcd  app-1.0.0-linux-amd64\n";
@@ -43,12 +44,20 @@ struct Signed {
 
 fn config(server: &Sigstore) -> KeylessConfig {
     KeylessConfig {
-        fulcio_url: server.fulcio_url.clone(),
-        rekor_url: server.rekor_url.clone(),
+        services: Services {
+            fulcio_url: server.fulcio_url.clone(),
+            rekor_url: server.rekor_url.clone(),
+            ..Services::default()
+        },
         trust: TrustSource::File(server.trusted_root.clone()),
         identity: None,
         issuer: None,
     }
+}
+
+/// The signer's bundle (sigstore-types') in the field-level form the tampering below edits.
+fn ours(bundle: sigstore_types::Bundle) -> Bundle {
+    Bundle::from_json(&bundle.to_json().unwrap()).expect("a v0.3 bundle")
 }
 
 fn read_root(path: &std::path::Path) -> Root {
@@ -62,11 +71,13 @@ fn signed() -> &'static Signed {
         // The token comes from the (fake) GitHub Actions token endpoint, as in CI.
         let signer = KeylessSigner::from_env(&config(&server), &env_from(server.actions_env()))
             .expect("signer");
-        let blob = signer.sign_blob(ARTIFACT).expect("sign blob");
-        let other_blob = signer.sign_blob(OTHER_ARTIFACT).expect("sign other blob");
-        let dsse = signer
-            .sign_dsse(IN_TOTO_PAYLOAD_TYPE, &statement())
-            .expect("sign dsse");
+        let blob = ours(signer.sign_blob(ARTIFACT).expect("sign blob"));
+        let other_blob = ours(signer.sign_blob(OTHER_ARTIFACT).expect("sign other blob"));
+        let dsse = ours(
+            signer
+                .sign_dsse(IN_TOTO_PAYLOAD_TYPE, &statement())
+                .expect("sign dsse"),
+        );
         let root = read_root(&server.trusted_root);
         Signed {
             server,
@@ -213,7 +224,7 @@ fn an_explicit_sigstore_id_token_wins_over_github_actions() {
             .certificate_pem()
             .starts_with("-----BEGIN CERTIFICATE-----\n")
     );
-    let bundle = signer.sign_blob(b"x").expect("sign");
+    let bundle = ours(signer.sign_blob(b"x").expect("sign"));
     assert!(check(&bundle, b"x", &s.root, &policy()).is_ok());
 }
 
@@ -365,7 +376,7 @@ fn a_certificate_not_yet_valid_when_the_entry_was_logged_is_refused() {
     });
     let token = IdToken::parse(unsigned_jwt(&github_claims()), "test").unwrap();
     let signer = KeylessSigner::new(&config(&server), &token).unwrap();
-    let bundle = signer.sign_blob(ARTIFACT).unwrap();
+    let bundle = ours(signer.sign_blob(ARTIFACT).unwrap());
     let root = read_root(&server.trusted_root);
     assert_refused(&bundle, ARTIFACT, &root, &policy(), NOT_VALID_WHEN_LOGGED);
 }

@@ -4,6 +4,8 @@
 
 mod gh;
 mod library;
+mod sign_bundle;
+mod timestamps;
 mod tuf;
 
 use std::collections::BTreeSet;
@@ -696,8 +698,11 @@ fn nothing_reaches_the_log_unless_the_local_checks_pass() {
     let sign = xrelease::config::Sign {
         mode: xrelease::config::SignMode::Keyless,
         key: PathBuf::from("unused.key"),
-        fulcio_url: release.server.fulcio_url.clone(),
-        rekor_url: release.server.rekor_url.clone(),
+        services: xrelease::signing::services::Choice {
+            fulcio_url: Some(release.server.fulcio_url.clone()),
+            rekor_url: Some(release.server.rekor_url.clone()),
+            ..Default::default()
+        },
         trusted_root: Some(release.server.trusted_root.clone()),
         tuf_url: None,
         tuf_root: None,
@@ -886,8 +891,11 @@ fn tamper_a_genuine_log_entry_for_another_digest() {
     let release = keyless_release();
     let (_s, dir) = keyless_copy();
     let config = xrelease::signing::keyless::KeylessConfig {
-        fulcio_url: release.server.fulcio_url.clone(),
-        rekor_url: release.server.rekor_url.clone(),
+        services: xrelease::signing::services::Services {
+            fulcio_url: release.server.fulcio_url.clone(),
+            rekor_url: release.server.rekor_url.clone(),
+            ..Default::default()
+        },
         trust: xrelease::signing::keyless::TrustSource::File(release.server.trusted_root.clone()),
         identity: None,
         issuer: None,

@@ -1,4 +1,5 @@
-//! A loopback Sigstore for tests: runs `server.mjs` (@sigstore/mock's Fulcio and Rekor) and sigstore-js's verifier.
+//! A loopback Sigstore for tests: runs `server.mjs` (@sigstore/mock's Fulcio and Rekor, an
+//! `openssl ts` timestamp authority) and sigstore-js's verifier.
 //!
 //! The Node packages are installed beside the scripts by `scripts/setup.sh` (`npm ci`). Each
 //! server is a child of the test process and exits when its stdin closes, so even a crashed test
@@ -57,6 +58,8 @@ pub struct Sigstore {
     pub fulcio_url: String,
     /// Rekor base URL.
     pub rekor_url: String,
+    /// The RFC 3161 timestamp endpoint.
+    pub tsa_url: String,
     /// What GitHub Actions puts in ACTIONS_ID_TOKEN_REQUEST_URL.
     pub token_request_url: String,
     /// What GitHub Actions puts in ACTIONS_ID_TOKEN_REQUEST_TOKEN.
@@ -65,6 +68,8 @@ pub struct Sigstore {
     pub trusted_root: PathBuf,
     /// A root with the same names and URLs but other keys.
     pub other_trusted_root: PathBuf,
+    /// A signing config v0.2 listing this Fulcio, Rekor (v1) and TSA.
+    pub signing_config: PathBuf,
 }
 
 impl Sigstore {
@@ -78,12 +83,15 @@ impl Sigstore {
         let dir = tempfile::tempdir().expect("tempdir");
         let trusted_root = dir.path().join("trusted_root.json");
         let other_trusted_root = dir.path().join("other_trusted_root.json");
+        let signing_config = dir.path().join("signing_config.v0.2.json");
         let mut command = Command::new("node");
         command
             .arg(install_dir().join("server.mjs"))
             .arg(&trusted_root)
             .arg("--other-root")
             .arg(&other_trusted_root)
+            .arg("--signing-config")
+            .arg(&signing_config)
             .arg("--ca-clock-skew")
             .arg(options.ca_clock_skew_secs.to_string());
         if let Some(claims) = &options.claims {
@@ -119,10 +127,12 @@ impl Sigstore {
             _dir: dir,
             fulcio_url: field("fulcio_url"),
             rekor_url: field("rekor_url"),
+            tsa_url: field("tsa_url"),
             token_request_url: field("token_request_url"),
             token_request_token: field("token_request_token"),
             trusted_root,
             other_trusted_root,
+            signing_config,
         }
     }
 

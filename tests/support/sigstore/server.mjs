@@ -1,10 +1,15 @@
-// Loopback Sigstore for tests: @sigstore/mock's Fulcio and Rekor behind one HTTP server, smoothed to act like the real services.
+// Loopback Sigstore for tests: @sigstore/mock's Fulcio and Rekor, and an RFC 3161 timestamp
+// authority (`openssl ts -reply`), behind one HTTP server, smoothed to act like the real services.
 //
 // Usage: node server.mjs TRUSTED_ROOT_OUT [--other-root PATH] [--ca-clock-skew SECONDS]
 //                                         [--request-token TOKEN] [--claims JSON]
+//                                         [--signing-config PATH]
 //
 // Prints one JSON line on stdout once listening:
-//   {"url", "fulcio_url", "rekor_url", "token_request_url", "token_request_token", "trusted_root"}
+//   {"url", "fulcio_url", "rekor_url", "tsa_url", "token_request_url", "token_request_token",
+//    "trusted_root"}
+// The trusted root lists the TSA's chain under `timestampAuthorities`; the signing config (v0.2)
+// lists this Fulcio, this Rekor (v1), a Rekor v2 log under /v2log (Ed25519 checkpoints) and this TSA.
 // and serves until stdin closes (so a crashed test never leaves it behind) or it is killed.
 //
 // @sigstore/mock ships request handlers only. Where the mock differs from the real services in ways
@@ -14,14 +19,17 @@
 //           and the token unexpired; the SAN for GitHub tokens is
 //           `https://github.com/{job_workflow_ref}` as real Fulcio makes it (the mock uses `sub`).
 //   Rekor:  a dsse entry is verified and canonicalised to {envelopeHash, payloadHash, signatures}
-//           (the mock stores the proposed entry as submitted); every entry goes into a real,
+//           (the mock stores the proposed entry as submitted); certificates are stored as
+//           canonical PEM (LF line ends), as Rekor re-encodes them; every entry goes into a real,
 //           growing RFC 6962 tree so inclusion proofs have audit paths (the mock always answers
 //           with a one-leaf tree and no hashes), and the checkpoint is re-signed for that tree
 //           with the same log key, in the mock's (and Rekor's) signed-note format.
+import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import { createRequire } from 'node:module';
+import path from 'node:path';
 
 const require = createRequire(import.meta.url);
 const mock = require('@sigstore/mock');
@@ -29,7 +37,7 @@ const mock = require('@sigstore/mock');
 const GITHUB_ISSUER = 'https://token.actions.githubusercontent.com';
 
 function parseArgs(argv) {
-  const out = { trustedRoot: argv[0], otherRoot: null, skew: 0, requestToken: null, claims: {} };
+  const out = { trustedRoot: argv[0], otherRoot: null, skew: 0, requestToken: null, claims: {}, signingConfig: null };
   for (let i = 1; i < argv.length; i += 2) {
     const [flag, value] = [argv[i], argv[i + 1]];
     if (value === undefined) throw new Error(`${flag} needs a value`);
@@ -37,6 +45,7 @@ function parseArgs(argv) {
     else if (flag === '--ca-clock-skew') out.skew = Number(value);
     else if (flag === '--request-token') out.requestToken = value;
     else if (flag === '--claims') out.claims = JSON.parse(value);
+    else if (flag === '--signing-config') out.signingConfig = value;
     else throw new Error(`unknown flag ${flag}`);
   }
   if (!out.trustedRoot) throw new Error('usage: server.mjs TRUSTED_ROOT_OUT [flags]');
@@ -68,7 +77,52 @@ async function makeInstance(baseURL, skewSeconds) {
   return { ca, ctlog, tlog, tlogKeys };
 }
 
-function trustedRootJson(instance, baseURL, validFrom) {
+// --- TSA: a root CA and a timestamping leaf made with openssl; `openssl ts -reply` answers ---------
+
+function openssl(args, input) {
+  return execFileSync('openssl', args, { input, stdio: ['pipe', 'pipe', 'pipe'] });
+}
+
+function makeTsa(dir) {
+  const file = (name) => path.join(dir, name);
+  fs.writeFileSync(
+    file('ext.cnf'),
+    ['[root]', 'basicConstraints = critical,CA:TRUE', 'keyUsage = critical,keyCertSign,cRLSign',
+      'subjectKeyIdentifier = hash', '[leaf]', 'basicConstraints = critical,CA:FALSE',
+      'keyUsage = critical,digitalSignature', 'extendedKeyUsage = critical,timeStamping',
+      'subjectKeyIdentifier = hash', 'authorityKeyIdentifier = keyid', ''].join('\n'),
+  );
+  const key = (name) => openssl(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', file(name)]);
+  key('root.key');
+  key('tsa.key');
+  openssl(['req', '-new', '-x509', '-key', file('root.key'), '-subj', '/O=sigstore.mock/CN=tsa root',
+    '-days', '2', '-config', file('ext.cnf'), '-extensions', 'root', '-out', file('root.pem')]);
+  openssl(['req', '-new', '-key', file('tsa.key'), '-subj', '/O=sigstore.mock/CN=tsa signing', '-out', file('tsa.csr')]);
+  openssl(['x509', '-req', '-in', file('tsa.csr'), '-CA', file('root.pem'), '-CAkey', file('root.key'),
+    '-set_serial', '2', '-days', '2', '-extfile', file('ext.cnf'), '-extensions', 'leaf', '-out', file('tsa.pem')]);
+  fs.writeFileSync(file('serial'), '01\n');
+  // Only the signing certificate goes into a reply (when asked for): with the root as well,
+  // openssl writes the SET OF certificates unsorted, which strict DER readers refuse; the
+  // verifier has the chain from the trusted root anyway.
+  fs.writeFileSync(
+    file('ts.cnf'),
+    ['[tsa]', 'default_tsa = mock', '[mock]', `serial = ${file('serial')}`, `signer_cert = ${file('tsa.pem')}`,
+      `signer_key = ${file('tsa.key')}`, 'signer_digest = sha256',
+      'default_policy = 1.3.6.1.4.1.57264.2', 'digests = sha256, sha384, sha512', 'accuracy = secs:1',
+      'ordering = no', 'tsa_name = no', 'ess_cert_id_chain = no', 'ess_cert_id_alg = sha256', ''].join('\n'),
+  );
+  const der = (name) => new crypto.X509Certificate(fs.readFileSync(file(name))).raw;
+  return {
+    chain: [der('tsa.pem'), der('root.pem')],
+    // RFC 3161 over HTTP: a DER TimeStampReq in, a DER TimeStampResp out.
+    reply(query) {
+      fs.writeFileSync(file('query.tsq'), query);
+      return openssl(['ts', '-reply', '-config', file('ts.cnf'), '-queryfile', file('query.tsq')]);
+    },
+  };
+}
+
+function trustedRootJson(instance, baseURL, validFrom, tsa, v2) {
   const start = validFrom.toISOString();
   const tlogKey = spkiDer(instance.tlogKeys.publicKey);
   const logKey = (rawBytes) => ({
@@ -85,6 +139,20 @@ function trustedRootJson(instance, baseURL, validFrom) {
         publicKey: logKey(tlogKey),
         logId: { keyId: b64(sha256(tlogKey)) },
       },
+      ...(v2
+        ? [
+            {
+              baseUrl: v2.url,
+              hashAlgorithm: 'SHA2_256',
+              publicKey: {
+                rawBytes: b64(spkiDer(v2.keys.publicKey)),
+                keyDetails: 'PKIX_ED25519',
+                validFor: { start },
+              },
+              logId: { keyId: b64(v2.keyId) },
+            },
+          ]
+        : []),
     ],
     certificateAuthorities: [
       {
@@ -102,7 +170,34 @@ function trustedRootJson(instance, baseURL, validFrom) {
         logId: { keyId: b64(instance.ctlog.logID) },
       },
     ],
-    timestampAuthorities: [],
+    timestampAuthorities: tsa
+      ? [
+          {
+            subject: { organization: 'sigstore.mock', commonName: 'tsa' },
+            uri: `${baseURL}/api/v1/timestamp`,
+            certChain: { certificates: tsa.chain.map((c) => ({ rawBytes: b64(c) })) },
+            validFor: { start },
+          },
+        ]
+      : [],
+  };
+}
+
+function signingConfigJson(baseURL, validFrom, v2url) {
+  const service = (url, majorApiVersion) => ({
+    url,
+    majorApiVersion,
+    validFor: { start: validFrom.toISOString() },
+    operator: 'sigstore.mock',
+  });
+  return {
+    mediaType: 'application/vnd.dev.sigstore.signingconfig.v0.2+json',
+    caUrls: [service(baseURL, 1)],
+    oidcUrls: [],
+    rekorTlogUrls: [service(baseURL, 1), service(v2url, 2)],
+    tsaUrls: [service(`${baseURL}/api/v1/timestamp`, 1)],
+    rekorTlogConfig: { selector: 'ANY' },
+    tsaConfig: { selector: 'ANY' },
   };
 }
 
@@ -211,12 +306,20 @@ const pae = (type, payload) =>
   ]);
 
 function certificateKey(b64Pem) {
+  return certificate(b64Pem).publicKey;
+}
+
+function certificate(b64Pem) {
   try {
-    return new crypto.X509Certificate(Buffer.from(b64Pem, 'base64')).publicKey;
+    return new crypto.X509Certificate(Buffer.from(b64Pem, 'base64'));
   } catch {
     throw new HttpError(400, 'verifier is not a base64 PEM certificate');
   }
 }
+
+// Rekor stores a verifier in its canonical form (Go's pem.Encode: LF line ends, 64 columns),
+// whatever line ends the client sent (sigstore-rust sends CRLF).
+const canonicalPem = (b64Pem) => b64(Buffer.from(certificate(b64Pem).toString()));
 
 // Real Rekor keeps only these fields of a proposed entry (and rejects what it cannot check).
 function smoothRekorRequest(body) {
@@ -235,7 +338,7 @@ function smoothRekorRequest(body) {
       kind: 'hashedrekord',
       spec: {
         data: { hash: { algorithm: 'sha256', value: data.hash.value } },
-        signature: { content: signature.content, publicKey: { content: signature.publicKey.content } },
+        signature: { content: signature.content, publicKey: { content: canonicalPem(signature.publicKey.content) } },
       },
     });
   }
@@ -253,7 +356,7 @@ function smoothRekorRequest(body) {
         crypto.verify('sha256', message, certificateKey(v), Buffer.from(sig, 'base64')),
       );
       if (!verifier) throw new HttpError(400, 'all signatures must have a key that verifies it');
-      return { signature: sig, verifier };
+      return { signature: sig, verifier: canonicalPem(verifier) };
     });
     signatures.sort((a, b) => (a.signature < b.signature ? -1 : a.signature > b.signature ? 1 : 0));
     return JSON.stringify({
@@ -270,9 +373,11 @@ function smoothRekorRequest(body) {
 }
 
 // RFC 6962 Merkle tree over every entry this server has logged, with filler leaves around them.
+// Rekor v1 signs its checkpoints with ECDSA and a `Timestamp:` line; Rekor v2 (`ed25519`) with
+// Ed25519 as a plain C2SP signed note.
 class MerkleLog {
-  constructor(origin, name, privateKey, keyId) {
-    Object.assign(this, { origin, name, privateKey, keyId, leaves: [] });
+  constructor(origin, name, privateKey, keyId, ed25519 = false) {
+    Object.assign(this, { origin, name, privateKey, keyId, ed25519, leaves: [] });
     this.addFillers(5);
   }
   addFillers(n) {
@@ -303,8 +408,10 @@ class MerkleLog {
     this.addFillers(2);
     const leaves = this.leaves.slice();
     const rootHash = MerkleLog.root(leaves);
-    const note = [this.origin, `${leaves.length}`, b64(rootHash), `Timestamp: ${integratedTime * 1e9}`, ''].join('\n');
-    const signature = crypto.sign('sha256', Buffer.from(note), this.privateKey);
+    const lines = [this.origin, `${leaves.length}`, b64(rootHash)];
+    if (!this.ed25519) lines.push(`Timestamp: ${integratedTime * 1e9}`);
+    const note = [...lines, ''].join('\n');
+    const signature = crypto.sign(this.ed25519 ? null : 'sha256', Buffer.from(note), this.privateKey);
     const hintAndSig = Buffer.concat([this.keyId.subarray(0, 4), signature]);
     return {
       logIndex: index,
@@ -324,13 +431,76 @@ function smoothRekorResponse(response, merkle) {
   return JSON.stringify(entries);
 }
 
+// --- Rekor v2 -------------------------------------------------------------------------------
+
+// A hashedrekord 0.0.2 request becomes the entry body Rekor v2 logs (JCS: sorted keys), after
+// the checks Rekor v2 makes on its shape.
+function rekorV2Body(body) {
+  const request = JSON.parse(body).hashedRekordRequestV002;
+  const verifier = request?.signature?.verifier;
+  if (!request?.digest || !request.signature?.content || !verifier?.keyDetails) {
+    throw new HttpError(400, 'hashedRekordRequestV002 needs digest, signature.content and signature.verifier');
+  }
+  if (verifier.x509Certificate) {
+    try {
+      new crypto.X509Certificate(Buffer.from(verifier.x509Certificate.rawBytes, 'base64'));
+    } catch {
+      throw new HttpError(400, 'verifier.x509Certificate.rawBytes is not a certificate');
+    }
+  }
+  // As for v1, Node cannot check ECDSA over a bare digest: the client-side verifiers do.
+  const sorted = (v) =>
+    Array.isArray(v)
+      ? v.map(sorted)
+      : v && typeof v === 'object'
+        ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, sorted(v[k])]))
+        : v;
+  return JSON.stringify(
+    sorted({
+      apiVersion: '0.0.2',
+      kind: 'hashedrekord',
+      spec: {
+        hashedRekordV002: {
+          data: { algorithm: 'SHA2_256', digest: request.digest },
+          signature: { content: request.signature.content, verifier },
+        },
+      },
+    }),
+  );
+}
+
+// The TransparencyLogEntry Rekor v2 answers: no integrated time, no promise, a proof whose
+// checkpoint is the only signed thing.
+function rekorV2Entry(body, merkle) {
+  const proof = merkle.append(Buffer.from(body), 0);
+  return JSON.stringify({
+    logIndex: `${proof.logIndex}`,
+    logId: { keyId: b64(merkle.keyId) },
+    kindVersion: { kind: 'hashedrekord', version: '0.0.2' },
+    inclusionProof: {
+      logIndex: `${proof.logIndex}`,
+      rootHash: b64(Buffer.from(proof.rootHash, 'hex')),
+      treeSize: `${proof.treeSize}`,
+      hashes: proof.hashes.map((h) => b64(Buffer.from(h, 'hex'))),
+      checkpoint: { envelope: proof.checkpoint },
+    },
+    canonicalizedBody: b64(Buffer.from(body)),
+  });
+}
+
+// C2SP signed-note key ID of an Ed25519 key: SHA-256(name || "\n" || 0x01 || raw key).
+function noteKeyId(name, publicKey) {
+  const raw = spkiDer(publicKey).subarray(-32);
+  return sha256(Buffer.from(`${name}\n`), Buffer.from([1]), raw);
+}
+
 // --- HTTP -----------------------------------------------------------------------------------
 
 function readBody(req) {
   return new Promise((resolve, reject) => {
     const chunks = [];
     req.on('data', (c) => chunks.push(c));
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('end', () => resolve(Buffer.concat(chunks)));
     req.on('error', reject);
   });
 }
@@ -348,8 +518,11 @@ async function main() {
       const url = new URL(req.url, 'http://localhost');
       const route = routes[`${req.method} ${url.pathname}`];
       if (!route) return send(404, JSON.stringify({ message: `no route ${req.method} ${url.pathname}` }));
-      const { status, body, type } = await route(req, url, await readBody(req));
-      send(status, body, type);
+      const raw = await readBody(req);
+      const body = req.headers['content-type'] === 'application/timestamp-query' ? raw : raw.toString('utf8');
+      const { status, body: answer, type } = await route(req, url, body);
+      send(status, answer, type);
+      return;
     } catch (e) {
       const status = e instanceof HttpError ? e.status : e instanceof SyntaxError ? 400 : 500;
       send(status, JSON.stringify({ code: status, message: e.message }));
@@ -361,11 +534,26 @@ async function main() {
 
   const instance = await makeInstance(baseURL, args.skew);
   const validFrom = new Date(Date.now() + Math.min(0, args.skew) * 1000 - 60_000);
-  fs.writeFileSync(args.trustedRoot, JSON.stringify(trustedRootJson(instance, baseURL, validFrom), null, 2));
+  // Beside the trusted root: the test's temporary directory, removed with it.
+  const tsaDir = fs.mkdtempSync(path.join(path.dirname(path.resolve(args.trustedRoot)), 'tsa-'));
+  const tsa = makeTsa(tsaDir);
+  // Rekor v2 under its own base URL, with its own Ed25519 key, as a separate log.
+  const v2url = `${baseURL}/v2log`;
+  const v2name = `${host}/v2log`;
+  const v2keys = crypto.generateKeyPairSync('ed25519');
+  const v2 = { url: v2url, keys: v2keys, keyId: noteKeyId(v2name, v2keys.publicKey) };
+  const merkleV2 = new MerkleLog(v2name, v2name, v2keys.privateKey, v2.keyId, true);
+  fs.writeFileSync(args.trustedRoot, JSON.stringify(trustedRootJson(instance, baseURL, validFrom, tsa, v2), null, 2));
+  if (args.signingConfig) {
+    fs.writeFileSync(args.signingConfig, JSON.stringify(signingConfigJson(baseURL, validFrom, v2url), null, 2));
+  }
   if (args.otherRoot) {
     // Same names and URLs, different keys: what a verifier holding the wrong root would see.
     const other = await makeInstance(baseURL, 0);
-    fs.writeFileSync(args.otherRoot, JSON.stringify(trustedRootJson(other, baseURL, validFrom), null, 2));
+    const otherTsa = makeTsa(fs.mkdtempSync(path.join(tsaDir, 'other-')));
+    const otherKeys = crypto.generateKeyPairSync('ed25519');
+    const otherV2 = { url: v2url, keys: otherKeys, keyId: noteKeyId(v2name, otherKeys.publicKey) };
+    fs.writeFileSync(args.otherRoot, JSON.stringify(trustedRootJson(other, baseURL, validFrom, otherTsa, otherV2), null, 2));
   }
 
   const fulcio = mock.fulcioHandler(instance.ca, { strict: true, subjectClaim: 'fulcio_san' });
@@ -386,6 +574,22 @@ async function main() {
     if (answer.status === 201) answer.body = smoothRekorResponse(answer.body, merkle);
     return answer;
   };
+  routes['POST /v2log/api/v2/log/entries'] = async (_req, _url, body) => ({
+    status: 201,
+    body: rekorV2Entry(rekorV2Body(body), merkleV2),
+  });
+  routes['POST /api/v1/timestamp'] = async (req, _url, body) => {
+    if (req.headers['content-type'] !== 'application/timestamp-query') {
+      throw new HttpError(415, 'send an RFC 3161 TimeStampReq as application/timestamp-query');
+    }
+    let reply;
+    try {
+      reply = tsa.reply(body);
+    } catch (e) {
+      throw new HttpError(400, `not a timestamp request: ${e.stderr || e.message}`);
+    }
+    return { status: 200, body: reply, type: 'application/timestamp-reply' };
+  };
   // GitHub Actions' ACTIONS_ID_TOKEN_REQUEST_URL.
   routes['GET /token'] = async (req, url) => {
     if (req.headers.authorization !== `bearer ${requestToken}`) {
@@ -401,6 +605,8 @@ async function main() {
       url: baseURL,
       fulcio_url: baseURL,
       rekor_url: baseURL,
+      tsa_url: `${baseURL}/api/v1/timestamp`,
+      rekor_v2_url: v2url,
       token_request_url: `${baseURL}/token?api-version=2.0`,
       token_request_token: requestToken,
       trusted_root: args.trustedRoot,
