@@ -3,6 +3,7 @@
 mod adopt;
 mod conformance;
 mod image;
+mod install;
 mod interop;
 mod intoto;
 mod keyless;
@@ -688,7 +689,7 @@ fn standard_tools_accept_the_checksums_and_the_signature() {
             .lines()
             .filter(|l| l.ends_with(": OK"))
             .count(),
-        12
+        13
     );
 
     let openssl = openssl_verify(&dist, "cosign.pub", "SHA256SUMS.sig", "SHA256SUMS");
@@ -945,7 +946,7 @@ fn tamper_an_extra_file_of_any_name() {
     let trusted = dir.parent().unwrap().join("trusted.pub");
     std::fs::copy(&key, &trusted).unwrap();
     for name in [
-        "install.sh",
+        "uninstall.sh",
         "notes.txt",
         "evil.sigstore.json",
         "evil.intoto.jsonl",
