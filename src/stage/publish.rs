@@ -357,6 +357,13 @@ fn notes(
             Policy::Key(_) => Some("cosign.pub".into()),
             Policy::Keyless { .. } => None,
         },
+        install: manifest.artifact(layout::INSTALLER).map(|_| {
+            notes::Install::new(
+                repository,
+                &manifest.tag,
+                manifest.binaries().filter_map(|b| b.bin.clone()).collect(),
+            )
+        }),
     };
     notes
         .render(&template)
