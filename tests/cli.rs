@@ -648,25 +648,10 @@ fn two_runs_give_identical_binaries_and_sboms() {
         {
             continue;
         }
-        let read = |dir: &std::path::Path| {
-            let bytes = std::fs::read(dir.join(&name)).unwrap_or_else(|e| panic!("{name}: {e}"));
-            match name.as_str() {
-                "SHA256SUMS" => String::from_utf8(bytes)
-                    .unwrap()
-                    .lines()
-                    .filter(|l| !l.ends_with("  install.sh"))
-                    .collect::<Vec<_>>()
-                    .join("\n")
-                    .into_bytes(),
-                "install.sh" => {
-                    let key = std::fs::read_to_string(dir.join("cosign.pub")).unwrap();
-                    String::from_utf8(bytes)
-                        .unwrap()
-                        .replace(key.trim_end(), "KEY")
-                        .into_bytes()
-                }
-                _ => bytes,
-            }
+        let read = |dir: &std::path::Path| match name.as_str() {
+            "SHA256SUMS" => sums_but_the_installer(dir).into_bytes(),
+            "install.sh" => installer_but_the_key(dir).into_bytes(),
+            _ => std::fs::read(dir.join(&name)).unwrap_or_else(|e| panic!("{name}: {e}")),
         };
         assert!(
             read(&first) == read(&second),
@@ -675,6 +660,27 @@ fn two_runs_give_identical_binaries_and_sboms() {
         compared += 1;
     }
     assert_eq!(compared, 14);
+}
+
+/// A rehearsal's SHA256SUMS without the installer's line (its throwaway key is per run).
+fn sums_but_the_installer(dir: &std::path::Path) -> String {
+    std::fs::read_to_string(dir.join("SHA256SUMS"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.ends_with("  install.sh"))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// A rehearsal's install.sh with the key it carries (that run's `cosign.pub`) taken out.
+fn installer_but_the_key(dir: &std::path::Path) -> String {
+    let key = std::fs::read_to_string(dir.join("cosign.pub")).unwrap();
+    let text = std::fs::read_to_string(dir.join("install.sh")).unwrap();
+    assert!(
+        text.contains(key.trim_end()),
+        "install.sh carries cosign.pub"
+    );
+    text.replace(key.trim_end(), "KEY")
 }
 
 #[test]
@@ -2179,11 +2185,16 @@ fn a_split_release_equals_a_single_machine_release() {
         ])
         .run()
         .success();
-    let single = fixture.read("dist/v1.0.0/SHA256SUMS");
-    let split = fixture.read("dist/assembled/SHA256SUMS");
+    let (single, split) = (fixture.path("dist/v1.0.0"), fixture.path("dist/assembled"));
     assert_eq!(
-        split, single,
+        sums_but_the_installer(&split),
+        sums_but_the_installer(&single),
         "binaries and SBOMs built on separate 'runners' must be byte-identical"
+    );
+    // The installers differ only in the throwaway key each rehearsal signed with.
+    assert_eq!(
+        installer_but_the_key(&split),
+        installer_but_the_key(&single)
     );
     let (code, report) = verify_json(
         &fixture.path("dist/assembled"),
