@@ -21,6 +21,15 @@ fn one_line_root(dir: &Path) -> PathBuf {
     path
 }
 
+/// gh's own binary (PATH may hold a version manager's shim that needs more than PATH).
+fn gh_binary() -> PathBuf {
+    let gh = std::process::Command::new("sh")
+        .args(["-c", "pyenv which gh 2>/dev/null || command -v gh"])
+        .output()
+        .unwrap();
+    PathBuf::from(String::from_utf8_lossy(&gh.stdout).trim())
+}
+
 fn sh() -> Vec<String> {
     vec!["sh".to_string()]
 }
@@ -42,8 +51,10 @@ fn install_sh_verifies_a_keyless_release_with_xrelease_from_path() {
     let env = [("XRELEASE_INSTALL_TRUSTED_ROOT", root)];
     let server = FilesServer::start(&dir);
     let script = dir.join("install.sh");
+    // xrelease comes first when gh is there too.
     let tools = Tools::without(&[]);
     tools.link("xrelease", Path::new(env!("CARGO_BIN_EXE_xrelease")));
+    tools.link("gh", &gh_binary());
     let run = install_with(&sh(), &script, &server.url, &tools, &[], &env);
     run.installed(&dir, AMD64);
     assert!(
@@ -128,12 +139,7 @@ fn install_sh_verifies_a_keyless_release_with_gh_when_there_is_no_xrelease() {
     assert!(text.contains("REPO='fixture/basic'"));
     std::fs::write(&script, text.replace("REPO='fixture/basic'", "REPO='o/r'")).unwrap();
     let tools = Tools::without(&[]);
-    let gh = std::process::Command::new("sh")
-        .args(["-c", "pyenv which gh 2>/dev/null || command -v gh"])
-        .output()
-        .unwrap();
-    let gh = String::from_utf8_lossy(&gh.stdout).trim().to_string();
-    tools.link("gh", Path::new(&gh));
+    tools.link("gh", &gh_binary());
     let run = install_with(&sh(), &script, &server.url, &tools, &[], &env);
     run.installed(&dir, AMD64);
     assert!(
