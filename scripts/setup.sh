@@ -18,6 +18,9 @@ command -v npm >/dev/null || missing+=(npm)
 # Container image tests: a loopback OCI registry (distribution 2.8.2) and htpasswd for its auth.
 command -v docker-registry >/dev/null || missing+=(docker-registry)
 command -v htpasswd >/dev/null || missing+=(apache2-utils)
+# The generated install.sh: linted as POSIX sh, and run under dash as well as sh.
+command -v shellcheck >/dev/null || missing+=(shellcheck)
+command -v dash >/dev/null || missing+=(dash)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   $sudo apt-get update -qq

@@ -36,6 +36,7 @@ pub mod stage {
     pub mod build;
     pub mod checksums;
     pub mod image;
+    pub mod installer;
     pub mod preflight;
     pub mod publish;
     pub mod sbom;
@@ -107,9 +108,12 @@ fn finish(
     timed(&mut clock, "sbom", || {
         stage::sbom::run(dist, &ctx.workspace.metadata, &mut manifest)
     })?; //  one CycloneDX SBOM per binary
+    timed(&mut clock, "installer", || {
+        stage::installer::run(dist, &mut manifest, &repository, &signer.policy())
+    })?; //  install.sh, the verifying installer for these builds and this signer
     timed(&mut clock, "checksums", || {
         stage::checksums::run(dist, &mut manifest)
-    })?; //  SHA256SUMS over binaries and SBOMs
+    })?; //  SHA256SUMS over binaries, SBOMs and install.sh
     if ctx.config.image.is_some() {
         timed(&mut clock, "image", || {
             stage::image::run(ctx, &repository, &mut manifest)

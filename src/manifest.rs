@@ -82,6 +82,8 @@ pub enum Kind {
     InTotoLink,
     /// `IMAGES`: the release's container images (src/image/).
     Images,
+    /// `install.sh`: the verifying installer (src/stage/installer.rs), listed in `SHA256SUMS`.
+    Installer,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -56,6 +56,32 @@ pub struct Notes {
     pub verify_commands: Vec<String>,
     /// Key-signed releases: the public key file that ships with the release.
     pub public_key: Option<String>,
+    /// The release's verifying installer (`install.sh`), when it has one.
+    pub install: Option<Install>,
+}
+
+/// How to run the release's `install.sh`: the one-line command and the binaries `--bin` picks from.
+#[derive(Debug, Clone, Serialize)]
+pub struct Install {
+    pub command: String,
+    pub bins: Vec<String>,
+}
+
+impl Install {
+    /// `curl … | sh`, straight from the release's download URL; `--bin` when there is a choice.
+    pub fn new(repository: Option<&str>, tag: &str, mut bins: Vec<String>) -> Install {
+        bins.sort();
+        bins.dedup();
+        let repo = repository.unwrap_or("OWNER/REPO");
+        let mut command = format!(
+            "curl -fsSL https://github.com/{repo}/releases/download/{tag}/{} | sh",
+            crate::layout::INSTALLER
+        );
+        if bins.len() > 1 {
+            command.push_str(&format!(" -s -- --bin {}", bins[0]));
+        }
+        Install { command, bins }
+    }
 }
 
 impl Notes {
@@ -186,6 +212,11 @@ mod tests {
             artifacts: vec![Row::new("app-1.0.0-linux-amd64", 2048, &"ab".repeat(32))],
             verify_commands: verify_commands(&Policy::Key(key.public_key()), Some("o/r"), "v1.0.0"),
             public_key: Some("cosign.pub".into()),
+            install: Some(Install::new(
+                Some("o/r"),
+                "v1.0.0",
+                vec!["tool".into(), "app".into()],
+            )),
         }
     }
 
@@ -211,6 +242,18 @@ mod tests {
             assert!(text.contains(command), "{command}:\n{text}");
         }
         assert!(text.contains("`cosign.pub` is published"), "{text}");
+        assert!(
+            text.contains(
+                "curl -fsSL https://github.com/o/r/releases/download/v1.0.0/install.sh | sh -s -- --bin app\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("`--bin` picks one of: app, tool"), "{text}");
+        let one = Install::new(None, "v2.0.0", vec!["app".into()]);
+        assert_eq!(
+            one.command,
+            "curl -fsSL https://github.com/OWNER/REPO/releases/download/v2.0.0/install.sh | sh"
+        );
         let without = notes(None).render(BUILTIN_TEMPLATE).unwrap();
         assert!(without.starts_with("## Artifacts"), "{without}");
     }

@@ -172,6 +172,7 @@ const STAGE_ORDER: &[&str] = &[
     "build",
     "assemble",
     "sbom",
+    "installer",
     "checksums",
     "image",
     "sign",

@@ -3,6 +3,7 @@
 mod adopt;
 mod conformance;
 mod image;
+mod install;
 mod interop;
 mod intoto;
 mod keyless;
@@ -638,16 +639,48 @@ fn two_runs_give_identical_binaries_and_sboms() {
     for entry in std::fs::read_dir(&first).unwrap() {
         let name = entry.unwrap().file_name().to_string_lossy().into_owned();
         // Binaries, SBOMs and their sums are reproducible; signatures (a throwaway key per
-        // rehearsal), provenance (timestamps) and the manifest (timings) are per run.
-        if !(name.contains("-linux-") && !name.contains(".intoto.") || name == "SHA256SUMS") {
+        // rehearsal), provenance (timestamps) and the manifest (timings) are per run. The
+        // installer carries the signing key, so it (and its line in SHA256SUMS) differs in
+        // that key only.
+        if !(name.contains("-linux-") && !name.contains(".intoto.")
+            || name == "SHA256SUMS"
+            || name == "install.sh")
+        {
             continue;
         }
-        let a = std::fs::read(first.join(&name)).unwrap();
-        let b = std::fs::read(second.join(&name)).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert!(a == b, "{name} differs between two runs");
+        let read = |dir: &std::path::Path| match name.as_str() {
+            "SHA256SUMS" => sums_but_the_installer(dir).into_bytes(),
+            "install.sh" => installer_but_the_key(dir).into_bytes(),
+            _ => std::fs::read(dir.join(&name)).unwrap_or_else(|e| panic!("{name}: {e}")),
+        };
+        assert!(
+            read(&first) == read(&second),
+            "{name} differs between two runs"
+        );
         compared += 1;
     }
-    assert_eq!(compared, 13);
+    assert_eq!(compared, 14);
+}
+
+/// A rehearsal's SHA256SUMS without the installer's line (its throwaway key is per run).
+fn sums_but_the_installer(dir: &std::path::Path) -> String {
+    std::fs::read_to_string(dir.join("SHA256SUMS"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.ends_with("  install.sh"))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// A rehearsal's install.sh with the key it carries (that run's `cosign.pub`) taken out.
+fn installer_but_the_key(dir: &std::path::Path) -> String {
+    let key = std::fs::read_to_string(dir.join("cosign.pub")).unwrap();
+    let text = std::fs::read_to_string(dir.join("install.sh")).unwrap();
+    assert!(
+        text.contains(key.trim_end()),
+        "install.sh carries cosign.pub"
+    );
+    text.replace(key.trim_end(), "KEY")
 }
 
 #[test]
@@ -688,7 +721,7 @@ fn standard_tools_accept_the_checksums_and_the_signature() {
             .lines()
             .filter(|l| l.ends_with(": OK"))
             .count(),
-        12
+        13
     );
 
     let openssl = openssl_verify(&dist, "cosign.pub", "SHA256SUMS.sig", "SHA256SUMS");
@@ -945,7 +978,7 @@ fn tamper_an_extra_file_of_any_name() {
     let trusted = dir.parent().unwrap().join("trusted.pub");
     std::fs::copy(&key, &trusted).unwrap();
     for name in [
-        "install.sh",
+        "uninstall.sh",
         "notes.txt",
         "evil.sigstore.json",
         "evil.intoto.jsonl",
@@ -2152,11 +2185,16 @@ fn a_split_release_equals_a_single_machine_release() {
         ])
         .run()
         .success();
-    let single = fixture.read("dist/v1.0.0/SHA256SUMS");
-    let split = fixture.read("dist/assembled/SHA256SUMS");
+    let (single, split) = (fixture.path("dist/v1.0.0"), fixture.path("dist/assembled"));
     assert_eq!(
-        split, single,
+        sums_but_the_installer(&split),
+        sums_but_the_installer(&single),
         "binaries and SBOMs built on separate 'runners' must be byte-identical"
+    );
+    // The installers differ only in the throwaway key each rehearsal signed with.
+    assert_eq!(
+        installer_but_the_key(&split),
+        installer_but_the_key(&single)
     );
     let (code, report) = verify_json(
         &fixture.path("dist/assembled"),

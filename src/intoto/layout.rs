@@ -19,7 +19,8 @@ use super::metadata::{Inspection, InspectionType, Layout, LayoutType, Step, Step
 use super::{INSPECTION, TAG_STEP, build_step};
 
 /// Files a release directory holds besides binaries, by pattern (in-toto's fnmatch): the
-/// inspection allows these and nothing else. Links are never recorded (in-toto excludes
+/// inspection allows these and nothing else (`install.sh` and the SBOMs are bound by the
+/// inspection's check of `SHA256SUMS`). Links are never recorded (in-toto excludes
 /// `*.link*` from what it hashes).
 pub const METADATA_PATTERNS: &[&str] = &[
     "SHA256SUMS",
@@ -29,6 +30,7 @@ pub const METADATA_PATTERNS: &[&str] = &[
     "manifest.json",
     "publish-plan.json",
     "root.layout",
+    crate::layout::INSTALLER,
     "*.cdx.json",
     "*.intoto.jsonl",
     "*.sigstore.json",

@@ -1,4 +1,4 @@
-//! The checksums stage: `SHA256SUMS` over every binary and SBOM (and `IMAGES`), in the format `sha256sum -c`
+//! The checksums stage: `SHA256SUMS` over every binary and SBOM, `install.sh` (and `IMAGES`), in the format `sha256sum -c`
 //! reads: `<64 lowercase hex><two spaces><name>\n`, sorted by name.
 
 use std::path::{Path, PathBuf};
@@ -15,7 +15,12 @@ pub fn run(dist: &Path, manifest: &mut Manifest) -> Result<()> {
     let listed: Vec<&Artifact> = manifest
         .artifacts
         .iter()
-        .filter(|a| matches!(a.kind, Kind::Binary | Kind::Sbom | Kind::Images))
+        .filter(|a| {
+            matches!(
+                a.kind,
+                Kind::Binary | Kind::Sbom | Kind::Images | Kind::Installer
+            )
+        })
         .collect();
     if listed.is_empty() {
         return Err(Error::Manifest(

@@ -152,11 +152,12 @@ pub fn already_published(publisher: &Publisher, manifest: &Manifest) -> Result<O
     };
     use crate::manifest::Kind;
     let mut differ = Vec::new();
-    for a in manifest
-        .artifacts
-        .iter()
-        .filter(|a| matches!(a.kind, Kind::Binary | Kind::Sbom | Kind::Checksums))
-    {
+    for a in manifest.artifacts.iter().filter(|a| {
+        matches!(
+            a.kind,
+            Kind::Binary | Kind::Sbom | Kind::Installer | Kind::Checksums
+        )
+    }) {
         let theirs = assets.iter().find(|x| x.name == a.name);
         match theirs.and_then(|x| x.digest.as_deref()) {
             Some(digest) if digest == format!("sha256:{}", a.sha256) => {}
@@ -356,6 +357,13 @@ fn notes(
             Policy::Key(_) => Some("cosign.pub".into()),
             Policy::Keyless { .. } => None,
         },
+        install: manifest.artifact(layout::INSTALLER).map(|_| {
+            notes::Install::new(
+                repository,
+                &manifest.tag,
+                manifest.binaries().filter_map(|b| b.bin.clone()).collect(),
+            )
+        }),
     };
     notes
         .render(&template)

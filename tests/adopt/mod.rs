@@ -123,6 +123,7 @@ fn a_bare_version_tag_rehearses_and_verifies() {
             "build x86_64-unknown-linux-gnu",
             "build",
             "sbom",
+            "installer",
             "checksums",
             "sign",
             "attest",

@@ -3,6 +3,7 @@
 //! of that release; and the refusals that come before anything is built.
 
 mod gh;
+mod install;
 mod library;
 mod sign_bundle;
 mod timestamps;

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod files_server;
 pub mod github_server;
 pub mod sigstore;
 pub mod tuf;
