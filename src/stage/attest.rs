@@ -13,7 +13,6 @@ use crate::error::{Error, Result};
 use crate::layout;
 use crate::manifest::{Kind, Manifest};
 use crate::signing::Signer;
-use crate::stage::sign::write;
 
 // The names and predicate types are the release layout's; re-exported for the stage's callers.
 pub use crate::layout::{
@@ -80,18 +79,16 @@ pub fn run(
         let (envelope, bundle) = signer.sign_dsse(PAYLOAD_TYPE, &to_bytes(&statement))?;
         let line = format!("{envelope}\n");
         let name = &attestation.file;
-        write(
+        manifest.write_file(
             dist,
-            manifest,
             name,
             kind,
             attestation.binary.as_deref(),
             line.as_bytes(),
         )?;
         if attestation.has_bundle(signing) {
-            write(
+            manifest.write_file(
                 dist,
-                manifest,
                 &attestation.bundle,
                 Kind::Bundle,
                 Some(name),

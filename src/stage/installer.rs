@@ -24,9 +24,8 @@ pub fn run(dist: &Path, manifest: &mut Manifest, repository: &str, policy: &Poli
             dist.join(layout::INSTALLER).display()
         ))
     })?;
-    crate::stage::sign::write(
+    manifest.write_file(
         dist,
-        manifest,
         layout::INSTALLER,
         Kind::Installer,
         None,

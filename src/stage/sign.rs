@@ -50,19 +50,7 @@ pub fn run(dist: &Path, manifest: &mut Manifest, signer: &mut Signer) -> Result<
         ));
     }
     for (name, kind, bytes) in outputs {
-        write(dist, manifest, name, kind, Some(checksums::FILE), &bytes)?;
+        manifest.write_file(dist, name, kind, Some(checksums::FILE), &bytes)?;
     }
     Ok(())
-}
-
-/// Writes a file of the release and records it in the manifest.
-pub fn write(
-    dist: &Path,
-    manifest: &mut Manifest,
-    name: &str,
-    kind: Kind,
-    describes: Option<&str>,
-    bytes: &[u8],
-) -> Result<()> {
-    manifest.write_file(dist, name, kind, describes, bytes)
 }
