@@ -259,7 +259,7 @@ fn bench() -> Result<bool, String> {
     // ---- what the documents list -----------------------------------------------------------
     println!();
     let oracle = cargo_tree(&ws_dir)?;
-    let ours_doc = ours_dir.join(sbom::file_name(&binary));
+    let ours_doc = ours_dir.join(xrelease::layout::sbom(&binary));
     let our_set = components(&ours_doc)?;
     let mut ok = true;
 
@@ -285,7 +285,7 @@ fn bench() -> Result<bool, String> {
             first(&missing, 10)
         );
     }
-    let released = dist.join(sbom::file_name(&binary));
+    let released = dist.join(xrelease::layout::sbom(&binary));
     if std::fs::read(&released).ok() == std::fs::read(&ours_doc).ok() {
         println!(
             "                 byte-identical to the release's {}",

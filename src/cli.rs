@@ -168,7 +168,7 @@ enum Command {
             value_name = "URL",
             requires = "certificate_identity",
             conflicts_with = "trusted_root",
-            default_value = crate::tuf::SIGSTORE_TUF_URL
+            default_value = crate::signing::tuf::SIGSTORE_TUF_URL
         )]
         tuf_url: String,
         /// Keyless: that repository's initial root.json (built in for Sigstore's)
@@ -283,7 +283,7 @@ enum Command {
             long,
             value_name = "URL",
             conflicts_with = "trusted_root",
-            default_value = crate::tuf::SIGSTORE_TUF_URL
+            default_value = crate::signing::tuf::SIGSTORE_TUF_URL
         )]
         tuf_url: String,
         /// That repository's initial root.json (built in for Sigstore's)
@@ -663,7 +663,7 @@ fn run(dir: &Path, command: Command) -> Result<i32> {
                 (None, Some(identity), Some(issuer)) => {
                     let source = TrustSource::new(
                         trusted_root.map(|p| dir.join(p)),
-                        Some(crate::tuf::SIGSTORE_TUF_URL.to_string()),
+                        Some(crate::signing::tuf::SIGSTORE_TUF_URL.to_string()),
                         None,
                         false,
                     );

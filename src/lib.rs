@@ -25,7 +25,6 @@ pub mod secret;
 pub mod shell;
 pub mod signing;
 pub mod tag;
-pub mod tuf;
 pub mod ui;
 pub mod verify;
 pub mod workspace;
@@ -50,6 +49,7 @@ use manifest::Manifest;
 use signing::Signer;
 use stage::publish::{Published, Publisher};
 use stage::verify::Verified;
+use verify::Policy;
 
 /// What a finished run produced.
 pub struct Report {
@@ -64,7 +64,7 @@ pub fn release(ctx: &Context, signer: &mut Signer, publisher: &mut Publisher) ->
     stage::preflight::signer(signer)?; //  keyless: an identity-token source exists
     stage::preflight::run(ctx, publisher)?; //  git tree, tag at HEAD, toolchains, GitHub access, checks
     if ctx.mode == Mode::Real
-        && let Some(verified) = stage::verify::resumable(ctx, &signer.policy())?
+        && let Some(verified) = stage::verify::resumable(ctx, &Policy::of(signer))?
     {
         return publish(ctx, &verified, signer, publisher, Default::default()); //  a failed run's verified release, as it was
     }
@@ -109,7 +109,7 @@ fn finish(
         stage::sbom::run(dist, &ctx.workspace.metadata, &mut manifest)
     })?; //  one CycloneDX SBOM per binary
     timed(&mut clock, "installer", || {
-        stage::installer::run(dist, &mut manifest, &repository, &signer.policy())
+        stage::installer::run(dist, &mut manifest, &repository, &Policy::of(signer))
     })?; //  install.sh, the verifying installer for these builds and this signer
     timed(&mut clock, "checksums", || {
         stage::checksums::run(dist, &mut manifest)
@@ -144,7 +144,7 @@ fn finish(
     manifest.timings = clock.clone();
     manifest.write(dist)?;
     let verified = timed(&mut clock, "verify", || {
-        stage::verify::run(dist, &manifest, &signer.policy(), &ctx.expect(), &ctx.ui)
+        stage::verify::run(dist, &manifest, &Policy::of(signer), &ctx.expect(), &ctx.ui)
     })?; //  the gate
     publish(ctx, &verified, signer, publisher, clock) //  draft → upload → compare → publish
 }
@@ -181,7 +181,7 @@ fn publish(
         })?; //  [image]: the verified layouts to their registry
     }
     let published = timed(&mut clock, "publish", || {
-        stage::publish::run(ctx, verified, &signer.policy(), publisher)
+        stage::publish::run(ctx, verified, &Policy::of(signer), publisher)
     })?;
     // The manifest in dist/ is the published one, without timings (a re-run's must be
     // byte-identical); the report keeps them, and the table shows them.

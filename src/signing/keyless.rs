@@ -25,7 +25,7 @@ use super::http::{Http, excerpt};
 use super::oidc::{self, IdToken, OidcError};
 use super::services::{RekorVersion, Services, ServicesError};
 pub use super::trust::{ResolvedRoot, RootJson, TrustSource};
-use super::trusted_root::{TrustedRootError, format_rfc3339};
+use super::trusted_root::TrustedRootError;
 
 pub use super::services::{PUBLIC_GOOD_FULCIO_URL, PUBLIC_GOOD_REKOR_URL};
 
@@ -100,7 +100,7 @@ pub enum KeylessError {
     Services(#[from] ServicesError),
     /// The trusted root could not be fetched or verified over TUF.
     #[error(transparent)]
-    Tuf(#[from] crate::tuf::TufError),
+    Tuf(#[from] crate::signing::tuf::TufError),
     /// The trusted root could not be read.
     #[error(transparent)]
     TrustedRoot(#[from] TrustedRootError),
@@ -179,8 +179,8 @@ pub struct KeylessSigner {
     services: Services,
     key: KeyPair,
     leaf: DerCertificate,
-    /// The leaf's notAfter, Unix seconds.
-    not_after: i64,
+    /// The leaf's notAfter.
+    not_after: jiff::Timestamp,
     identity: Option<String>,
     log: Log,
     tsa: Option<TimestampClient>,
@@ -262,7 +262,7 @@ impl KeylessSigner {
             services,
             key,
             leaf,
-            not_after: info.not_after.as_second(),
+            not_after: info.not_after,
             identity: info.identity.map(|san| san.as_str().to_owned()),
             log,
             tsa,
@@ -384,14 +384,11 @@ impl KeylessSigner {
     /// A signature logged after the certificate expired can never verify (the signing time
     /// must fall inside the certificate's validity), so refuse to make one.
     fn require_live_certificate(&self) -> Result<(), KeylessError> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
-        if now < self.not_after {
+        if jiff::Timestamp::now() < self.not_after {
             Ok(())
         } else {
             Err(KeylessError::CertificateExpired {
-                not_after: format_rfc3339(self.not_after),
+                not_after: self.not_after.to_string(),
             })
         }
     }

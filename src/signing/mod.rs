@@ -8,7 +8,6 @@
 
 pub mod bundle;
 pub mod dsse;
-pub mod ec;
 pub mod http;
 pub mod key;
 pub mod keyless;
@@ -18,12 +17,12 @@ pub mod sign_bundle;
 pub mod sigstore;
 pub mod trust;
 pub mod trusted_root;
+pub mod tuf;
 
 use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::secret::{COSIGN_PASSWORD_ENV, Password};
-use crate::verify::Policy;
 use bundle::Bundle;
 use dsse::Envelope;
 use key::{PrivateKey, PublicKey};
@@ -61,8 +60,8 @@ pub enum Signer {
 /// the first signature — after the build, SBOMs and checksums succeeded — never before.
 pub struct Keyless {
     config: KeylessConfig,
-    expected: ExpectedIdentity,
-    root: sigstore::Root,
+    pub(crate) expected: ExpectedIdentity,
+    pub(crate) root: sigstore::Root,
     signer: Option<KeylessSigner>,
 }
 
@@ -151,18 +150,6 @@ impl Signer {
             Signer::Keyless(_) => oidc::check_source(env)
                 .map(|_| ())
                 .map_err(|e| Error::Preflight(e.to_string())),
-        }
-    }
-
-    /// The policy the release gate verifies with: the same key or identity that signs.
-    pub fn policy(&self) -> Policy {
-        match self {
-            Signer::Key { key, .. } => Policy::Key(key.public_key()),
-            Signer::Keyless(k) => Policy::Keyless {
-                identity: k.expected.identity.clone(),
-                issuer: k.expected.issuer.clone(),
-                root: k.root.clone(),
-            },
         }
     }
 

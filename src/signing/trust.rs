@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use super::keyless::KeylessError;
 use super::trusted_root::TrustedRootError;
-use crate::tuf::{Repository, SIGNING_CONFIG_TARGET, TRUSTED_ROOT_TARGET, TufError};
+use crate::signing::tuf::{Repository, SIGNING_CONFIG_TARGET, TRUSTED_ROOT_TARGET, TufError};
 
 /// Where a keyless verifier gets its trusted root (Fulcio CAs, Rekor and CT log keys).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,7 +26,7 @@ pub enum TrustSource {
 impl Default for TrustSource {
     fn default() -> Self {
         TrustSource::Tuf {
-            url: crate::tuf::SIGSTORE_TUF_URL.to_owned(),
+            url: crate::signing::tuf::SIGSTORE_TUF_URL.to_owned(),
             initial_root: None,
             offline: false,
         }
@@ -60,7 +60,7 @@ impl TrustSource {
         match trusted_root {
             Some(path) => TrustSource::File(path),
             None => TrustSource::Tuf {
-                url: tuf_url.unwrap_or_else(|| crate::tuf::SIGSTORE_TUF_URL.to_owned()),
+                url: tuf_url.unwrap_or_else(|| crate::signing::tuf::SIGSTORE_TUF_URL.to_owned()),
                 initial_root: tuf_root,
                 offline,
             },

@@ -7,7 +7,7 @@ use crate::digest::sha256_files;
 use crate::error::{Error, Result};
 use crate::manifest::{Artifact, Kind, Manifest};
 
-pub const FILE: &str = "SHA256SUMS";
+pub const FILE: &str = crate::layout::SUMS;
 
 /// Hashes every binary and SBOM of the manifest afresh (the bytes on disk are what ships),
 /// checks them against the manifest, and writes `SHA256SUMS`.

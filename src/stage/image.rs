@@ -313,7 +313,7 @@ fn attach(
             .find(|(_, d)| **d == digest)
             .map(|(name, _)| name)
             .ok_or_else(|| Error::Manifest(format!("the manifest names no binary for {digest}")))?;
-        let path = dist.join(crate::stage::sbom::file_name(binary));
+        let path = dist.join(crate::layout::sbom(binary));
         let text = std::fs::read(&path).map_err(Error::io("cannot read the SBOM", &path))?;
         sboms.push(
             serde_json::from_slice(&text)

@@ -27,18 +27,13 @@ use cyclonedx_bom::validation::Validate;
 use crate::error::{Error, Result};
 use crate::manifest::{Artifact, BuildRecord, Kind, Manifest};
 
-/// The file name of a binary's SBOM.
-pub fn file_name(binary: &str) -> String {
-    crate::layout::sbom(binary)
-}
-
 /// Writes `<binary>.cdx.json` for every binary of the manifest into `dist` and records them.
 pub fn run(dist: &Path, metadata: &Metadata, manifest: &mut Manifest) -> Result<()> {
     let lock = Lockfile::read(metadata.workspace_root.as_std_path())?;
     let binaries: Vec<Artifact> = manifest.binaries().cloned().collect();
     for binary in binaries {
         let json = document(metadata, &lock, manifest, &binary)?;
-        let name = file_name(&binary.name);
+        let name = crate::layout::sbom(&binary.name);
         let path = dist.join(&name);
         std::fs::write(&path, &json).map_err(Error::io("cannot write the SBOM", &path))?;
         // Hashed from the bytes just written: no second read of the file.

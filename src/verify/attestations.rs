@@ -8,12 +8,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use super::{Checks, Expect, Policy};
+use crate::layout::{
+    CYCLONEDX_BOM, PAYLOAD_TYPE, PROVENANCE as PROVENANCE_FILE, PROVENANCE_BUNDLE, SLSA_PROVENANCE,
+    STATEMENT_TYPE, bundle_of as bundle_name, sbom_attestation as sbom_attestation_name,
+};
 use crate::signing::bundle::{Bundle, Content};
 use crate::signing::dsse::Envelope;
-use crate::stage::attest::{
-    CYCLONEDX_BOM, PAYLOAD_TYPE, PROVENANCE_BUNDLE, PROVENANCE_FILE, SLSA_PROVENANCE,
-    STATEMENT_TYPE, bundle_name, sbom_attestation_name,
-};
 
 type Files = BTreeMap<String, Option<Vec<u8>>>;
 
@@ -289,7 +289,7 @@ fn check_sbom_attestation(
                 list.join(", ")
             ));
         }
-        let sbom_name = crate::stage::sbom::file_name(binary);
+        let sbom_name = crate::layout::sbom(binary);
         let sbom: Value = files
             .get(&sbom_name)
             .and_then(|b| b.as_deref())

@@ -17,7 +17,6 @@ use crate::signing::dsse::Envelope;
 use crate::signing::key::decode_signature;
 use crate::signing::keyless::TrustSource;
 use crate::signing::sigstore::{self, ParsedBundle, Root, Signer, Subject, Verified};
-use crate::stage::checksums;
 
 type Files = BTreeMap<String, Option<Vec<u8>>>;
 
@@ -65,7 +64,7 @@ fn report(checks: &mut Checks, bundle_name: &str, result: Result<Verified, Strin
 /// `cosign verify-blob --signature --certificate` would read).
 pub(super) fn check_signature(checks: &mut Checks, policy: &Policy, files: &Files) {
     let (root, signer) = parts(policy);
-    let sums = files.get(checksums::FILE).and_then(|b| b.as_deref());
+    let sums = files.get(crate::layout::SUMS).and_then(|b| b.as_deref());
     let bundle = read_bundle(files, SUMS_BUNDLE);
 
     let sig = files.get(SUMS_SIGNATURE).and_then(|b| b.as_deref());

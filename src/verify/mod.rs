@@ -15,7 +15,6 @@ use crate::layout;
 use crate::signing::bundle::Bundle;
 use crate::signing::key::PublicKey;
 use crate::signing::sigstore::Root;
-use crate::stage::checksums;
 
 pub use image::verify_image;
 
@@ -37,6 +36,20 @@ pub enum Policy {
         issuer: String,
         root: Root,
     },
+}
+
+impl Policy {
+    /// The policy the release gate verifies with: the same key or identity that signs.
+    pub fn of(signer: &crate::signing::Signer) -> Self {
+        match signer {
+            crate::signing::Signer::Key { key, .. } => Policy::Key(key.public_key()),
+            crate::signing::Signer::Keyless(k) => Policy::Keyless {
+                identity: k.expected.identity.clone(),
+                issuer: k.expected.issuer.clone(),
+                root: k.root.clone(),
+            },
+        }
+    }
 }
 
 /// What the caller expects the release to be (provenance checks use these).
@@ -322,10 +335,10 @@ fn check_sums_of(
     digests: &BTreeMap<String, String>,
     only: Option<&BTreeSet<String>>,
 ) -> BTreeMap<String, String> {
-    let Some(Some(text)) = files.get(checksums::FILE) else {
+    let Some(Some(text)) = files.get(crate::layout::SUMS) else {
         checks.add(
             "checksums",
-            checksums::FILE,
+            crate::layout::SUMS,
             Err("SHA256SUMS is missing: nothing can be verified".into()),
         );
         return BTreeMap::new();
@@ -333,7 +346,7 @@ fn check_sums_of(
     let Ok(text) = std::str::from_utf8(text) else {
         checks.add(
             "checksums",
-            checksums::FILE,
+            crate::layout::SUMS,
             Err("SHA256SUMS is not UTF-8 text".into()),
         );
         return BTreeMap::new();
@@ -372,7 +385,7 @@ fn check_sums_of(
     }
     checks.add(
         "checksums",
-        checksums::FILE,
+        crate::layout::SUMS,
         if bad_lines.is_empty() && !listed.is_empty() {
             Ok(format!("{} lines in sha256sum format", listed.len()))
         } else if listed.is_empty() && bad_lines.is_empty() {
@@ -383,7 +396,7 @@ fn check_sums_of(
     );
     checks.add(
         "names",
-        checksums::FILE,
+        crate::layout::SUMS,
         if bad_names.is_empty() {
             Ok("plain, unique file names".into())
         } else {
@@ -419,7 +432,7 @@ fn check_signature(
     policy: &Policy,
     files: &BTreeMap<String, Option<Vec<u8>>>,
 ) {
-    let sums = files.get(checksums::FILE).and_then(|b| b.as_deref());
+    let sums = files.get(crate::layout::SUMS).and_then(|b| b.as_deref());
     let key = match policy {
         Policy::Key(key) => key,
         Policy::Keyless { .. } => return keyless::check_signature(checks, policy, files),
@@ -468,7 +481,7 @@ fn check_sboms(
 ) {
     let binaries: BTreeSet<&String> = listed.keys().filter(|n| layout::is_binary(n)).collect();
     for binary in &binaries {
-        let sbom_name = crate::stage::sbom::file_name(binary);
+        let sbom_name = crate::layout::sbom(binary);
         if !files.contains_key(&sbom_name) {
             checks.add("sbom", sbom_name, Err(format!("{binary} has no SBOM")));
         }

@@ -1001,7 +1001,9 @@ fn sanitize_asset_name(name: &str) -> String {
 
 /// RFC 3339 UTC timestamp for the fake clock.
 fn timestamp(secs: u64) -> String {
-    xrelease::signing::trusted_root::format_rfc3339(secs as i64)
+    jiff::Timestamp::from_second(secs as i64)
+        .expect("the fake clock is in range")
+        .to_string()
 }
 
 fn release_view(r: &ReleaseState) -> ReleaseView {
