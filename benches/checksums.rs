@@ -77,10 +77,10 @@ fn main() {
         if round == 0 {
             let sums = std::fs::read(dir.join("SHA256SUMS")).unwrap();
             std::fs::write(dir.join("SHA256SUMS.sig"), key.sign_base64(&sums)).unwrap();
-            let bundle = xrelease::signing::bundle::Bundle::sign_blob(&sums, &key);
+            let bundle = xrelease::signing::keybundle::sign_blob(&sums, &key);
             std::fs::write(
                 dir.join("SHA256SUMS.sigstore.json"),
-                bundle.to_json().unwrap(),
+                xrelease::signing::keybundle::to_json(&bundle).unwrap(),
             )
             .unwrap();
         }

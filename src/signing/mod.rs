@@ -2,14 +2,14 @@
 //! verification `Policy` derived from the same choice.
 //!
 //! Formats live in the submodules: cosign-compatible keys, DSSE envelopes, key-signed Sigstore
-//! bundles. The Sigstore protocol is the sigstore-rust crates': keyless signing (Fulcio, Rekor,
+//! bundles (sigstore-rust's bundle type, checked against a cosign key). The Sigstore protocol is the sigstore-rust crates': keyless signing (Fulcio, Rekor,
 //! TSA) in `keyless.rs` with the services chosen in `services.rs`, verification and trusted
 //! roots in `sigstore.rs`.
 
-pub mod bundle;
 pub mod dsse;
 pub mod http;
 pub mod key;
+pub mod keybundle;
 pub mod keyless;
 pub mod oidc;
 pub mod services;
@@ -23,8 +23,6 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::secret::{COSIGN_PASSWORD_ENV, Password};
-use bundle::Bundle;
-use dsse::Envelope;
 use key::{PrivateKey, PublicKey};
 use keyless::{ExpectedIdentity, KeylessConfig, KeylessSigner};
 
@@ -186,13 +184,12 @@ impl Signer {
     }
 
     pub fn sign_blob(&mut self, bytes: &[u8]) -> Result<BlobSignature> {
-        let encode = |e: bundle::BundleError| Error::Sign(e.to_string());
         match self {
             Signer::Key { key, .. } => {
                 let der = key.sign(bytes);
-                let bundle = Bundle::for_blob(bytes, &der, &key.public_key())
-                    .to_json()
-                    .map_err(encode)?;
+                let bundle =
+                    keybundle::to_json(&keybundle::for_blob(bytes, &der, &key.public_key()))
+                        .map_err(|e| Error::Sign(e.to_string()))?;
                 Ok(BlobSignature {
                     der,
                     bundle,
@@ -220,11 +217,10 @@ impl Signer {
     pub fn sign_dsse(&mut self, payload_type: &str, payload: &[u8]) -> Result<(String, String)> {
         match self {
             Signer::Key { key, .. } => {
-                let envelope = Envelope::sign(payload_type, payload, key, "");
+                let bundle = keybundle::sign_dsse(payload_type, payload, key);
+                let envelope = keybundle::envelope(&bundle).expect("a DSSE bundle");
                 let json = serde_json::to_string(&envelope).expect("plain data");
-                let bundle = Bundle::for_dsse(envelope, &key.public_key())
-                    .to_json()
-                    .map_err(|e| Error::Sign(e.to_string()))?;
+                let bundle = keybundle::to_json(&bundle).map_err(|e| Error::Sign(e.to_string()))?;
                 Ok((json, bundle))
             }
             Signer::Keyless(k) => {

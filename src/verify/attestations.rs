@@ -12,8 +12,8 @@ use crate::layout::{
     CYCLONEDX_BOM, PAYLOAD_TYPE, PROVENANCE as PROVENANCE_FILE, PROVENANCE_BUNDLE, SLSA_PROVENANCE,
     STATEMENT_TYPE, bundle_of as bundle_name, sbom_attestation as sbom_attestation_name,
 };
-use crate::signing::bundle::{Bundle, Content};
 use crate::signing::dsse::Envelope;
+use crate::signing::keybundle;
 
 type Files = BTreeMap<String, Option<Vec<u8>>>;
 
@@ -206,19 +206,18 @@ fn check_provenance(
             .get(PROVENANCE_BUNDLE)
             .and_then(|b| b.as_deref())
             .ok_or(format!("{PROVENANCE_BUNDLE} is missing"))?;
-        let bundle = Bundle::from_json(std::str::from_utf8(bytes).map_err(|_| "not UTF-8")?)
+        let bundle = keybundle::from_json(std::str::from_utf8(bytes).map_err(|_| "not UTF-8")?)
             .map_err(|e| e.to_string())?;
         // Keyless: the bundle already passed its `keyless` checks, or nothing here ran.
         if let Policy::Key(key) = policy {
-            bundle.verify_dsse(key).map_err(|e| e.to_string())?;
+            keybundle::verify_dsse(&bundle, key).map_err(|e| e.to_string())?;
         }
-        match &bundle.content {
-            Content::DsseEnvelope(e) if *e == envelopes[0] => {
-                Ok("Sigstore bundle v0.3 holds the same verified envelope".into())
-            }
-            _ => Err(format!(
+        if keybundle::holds_envelope(&bundle, &envelopes[0]) {
+            Ok("Sigstore bundle v0.3 holds the same verified envelope".into())
+        } else {
+            Err(format!(
                 "the bundle's envelope is not the one in {PROVENANCE_FILE}"
-            )),
+            ))
         }
     })();
     checks.add("provenance", PROVENANCE_BUNDLE, bundle);

@@ -15,7 +15,7 @@ use crate::image::referrers::{
     BUNDLE_TYPE, PREDICATE_ANNOTATION, PROVENANCE_PREDICATE, SBOM_PREDICATE, SIGN_PREDICATE,
 };
 use crate::image::registry::{Registry, RegistryError};
-use crate::signing::bundle::{Bundle, Content};
+use crate::signing::keybundle;
 
 /// Err: the registry could not be reached (exit 2); Ok: the report (exit 0 or 3).
 pub fn verify_image(reference: &str, policy: &Policy) -> Result<Report, String> {
@@ -239,16 +239,16 @@ impl Ctx<'_> {
             .blob(self.repository, bundle_digest)
             .map_err(|e| e.to_string())?;
         let text = std::str::from_utf8(&bundle_bytes).map_err(|_| "the bundle is not UTF-8")?;
-        let bundle = Bundle::from_json(text).map_err(|e| e.to_string())?;
+        let bundle = keybundle::from_json(text).map_err(|e| e.to_string())?;
         let payload = match self.policy {
-            Policy::Key(key) => bundle.verify_dsse(key).map_err(|e| e.to_string())?,
+            Policy::Key(key) => keybundle::verify_dsse(&bundle, key).map_err(|e| e.to_string())?,
             Policy::Keyless { .. } => {
-                let Content::DsseEnvelope(envelope) = &bundle.content else {
+                let Some(envelope) = keybundle::envelope(&bundle) else {
                     return Err("the bundle holds no DSSE envelope".into());
                 };
                 let name = format!("referrer {digest}");
                 let files = BTreeMap::from([(name.clone(), Some(bundle_bytes.clone()))]);
-                super::keyless::verify_envelope(checks, self.policy, &files, &name, envelope)?
+                super::keyless::verify_envelope(checks, self.policy, &files, &name, &envelope)?
             }
         };
         let statement: Value = serde_json::from_slice(&payload)

@@ -12,8 +12,8 @@ use serde::Serialize;
 
 use crate::digest::sha256_files;
 use crate::layout;
-use crate::signing::bundle::Bundle;
 use crate::signing::key::PublicKey;
+use crate::signing::keybundle;
 use crate::signing::sigstore::Root;
 
 pub use image::verify_image;
@@ -464,8 +464,8 @@ fn check_signature(
             (_, None) => Err("SHA256SUMS.sigstore.json is missing".into()),
             (Some(sums), Some(bundle)) => std::str::from_utf8(bundle)
                 .map_err(|_| "the bundle is not UTF-8 JSON".to_string())
-                .and_then(|text| Bundle::from_json(text).map_err(|e| e.to_string()))
-                .and_then(|b| b.verify_blob(sums, key).map_err(|e| e.to_string()))
+                .and_then(|text| keybundle::from_json(text).map_err(|e| e.to_string()))
+                .and_then(|b| keybundle::verify_blob(&b, sums, key).map_err(|e| e.to_string()))
                 .map(|()| "Sigstore bundle v0.3: digest and signature match".into()),
         },
     );

@@ -610,12 +610,13 @@ fn check_referrers(dist: &Path, public: &Path) {
                     &entry.repository,
                     m["layers"][0]["digest"].as_str().unwrap(),
                 );
-                let bundle = xrelease::signing::bundle::Bundle::from_json(
-                    std::str::from_utf8(&bundle).unwrap(),
+                let bundle =
+                    xrelease::signing::keybundle::from_json(std::str::from_utf8(&bundle).unwrap())
+                        .unwrap();
+                let statement: Value = serde_json::from_slice(
+                    &xrelease::signing::keybundle::verify_dsse(&bundle, &key).unwrap(),
                 )
                 .unwrap();
-                let statement: Value =
-                    serde_json::from_slice(&bundle.verify_dsse(&key).unwrap()).unwrap();
                 assert_eq!(statement["predicateType"], predicate_type);
                 let named: Vec<String> = statement["subject"]
                     .as_array()
@@ -717,14 +718,12 @@ fn push_signed(
     let mut fallbacks: std::collections::BTreeMap<String, Vec<u8>> = Default::default();
     for st in signed {
         let payload = layout::canonical_json(&st.statement);
-        let envelope = xrelease::signing::dsse::Envelope::sign(
-            "application/vnd.in-toto+json",
-            &payload,
-            &key,
-            "",
-        );
-        let bundle = xrelease::signing::bundle::Bundle::for_dsse(envelope, &key.public_key())
-            .to_json()
+        let bundle =
+            xrelease::signing::keybundle::to_json(&xrelease::signing::keybundle::sign_dsse(
+                "application/vnd.in-toto+json",
+                &payload,
+                &key,
+            ))
             .unwrap();
         let r = referrer(&hang_on(st), bundle.as_bytes(), st.predicate_type);
         let empty = empty_config();

@@ -13,7 +13,10 @@ use crate::support::sigstore::{
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use xrelease::signing::bundle::{Base64Bytes, Bundle, Content};
+use sigstore_types::{
+    Bundle, CheckpointData, DerCertificate, PayloadBytes, Sha256Hash, SignatureContent,
+    SignedTimestamp, TransparencyLogEntry, VerificationMaterialContent,
+};
 use xrelease::signing::dsse::IN_TOTO_PAYLOAD_TYPE;
 use xrelease::signing::key::PrivateKey;
 use xrelease::signing::keyless::{KeylessConfig, KeylessError, KeylessSigner, TrustSource};
@@ -55,9 +58,9 @@ fn config(server: &Sigstore) -> KeylessConfig {
     }
 }
 
-/// The signer's bundle (sigstore-types') in the field-level form the tampering below edits.
-fn ours(bundle: sigstore_types::Bundle) -> Bundle {
-    Bundle::from_json(&bundle.to_json().unwrap()).expect("a v0.3 bundle")
+/// The signer's bundle, through its JSON and back as `xrelease verify` reads it (v0.3 only).
+fn ours(bundle: Bundle) -> Bundle {
+    xrelease::signing::keybundle::from_json(&bundle.to_json().unwrap()).expect("a v0.3 bundle")
 }
 
 fn read_root(path: &std::path::Path) -> Root {
@@ -118,7 +121,7 @@ fn assert_refused(bundle: &Bundle, artifact: &[u8], root: &Root, policy: &Signer
     );
 }
 
-fn entry_mut(bundle: &mut Bundle) -> &mut xrelease::signing::bundle::TransparencyLogEntry {
+fn entry_mut(bundle: &mut Bundle) -> &mut TransparencyLogEntry {
     &mut bundle.verification_material.tlog_entries[0]
 }
 
@@ -183,19 +186,14 @@ fn bundles_have_the_v03_keyless_shape_and_survive_json() {
     }
     let kinds: Vec<_> = [&s.blob, &s.dsse]
         .iter()
-        .map(|b| {
-            b.verification_material.tlog_entries[0]
-                .kind_version
-                .kind
-                .clone()
-        })
+        .map(|b| b.verification_material.tlog_entries[0].kind_version.kind())
         .collect();
     assert_eq!(kinds, ["hashedrekord", "dsse"]);
     // Rekor's dsse body is the canonical one, not the proposed envelope.
     let body: serde_json::Value = serde_json::from_slice(
-        &s.dsse.verification_material.tlog_entries[0]
+        s.dsse.verification_material.tlog_entries[0]
             .canonicalized_body
-            .0,
+            .as_bytes(),
     )
     .unwrap();
     assert!(
@@ -406,7 +404,8 @@ fn a_garbage_set_is_refused() {
     let s = signed();
     let mut bundle = s.blob.clone();
     let promise = entry_mut(&mut bundle).inclusion_promise.as_mut().unwrap();
-    promise.signed_entry_timestamp = Base64Bytes(PrivateKey::generate().unwrap().sign(b"garbage"));
+    promise.signed_entry_timestamp =
+        SignedTimestamp::new(PrivateKey::generate().unwrap().sign(b"garbage"));
     assert_refused(&bundle, ARTIFACT, &s.root, &policy(), BAD_SET);
 }
 
@@ -415,7 +414,9 @@ fn an_altered_inclusion_proof_hash_is_refused() {
     let s = signed();
     let mut bundle = s.blob.clone();
     let proof = entry_mut(&mut bundle).inclusion_proof.as_mut().unwrap();
-    proof.hashes[0].0[0] ^= 1;
+    let mut hash = *proof.hashes[0].as_bytes();
+    hash[0] ^= 1;
+    proof.hashes[0] = Sha256Hash::new(hash);
     assert_refused(&bundle, ARTIFACT, &s.root, &policy(), BAD_PROOF);
 }
 
@@ -424,7 +425,7 @@ fn a_checkpoint_signed_by_another_key_is_refused() {
     let s = signed();
     let mut bundle = s.blob.clone();
     let proof = entry_mut(&mut bundle).inclusion_proof.as_mut().unwrap();
-    let envelope = proof.checkpoint.envelope.clone();
+    let envelope = proof.checkpoint.envelope().to_owned();
     let (text, signature_lines) = envelope.split_once("\n\n").unwrap();
     let text = format!("{text}\n");
     let (name, b64) = signature_lines
@@ -435,7 +436,11 @@ fn a_checkpoint_signed_by_another_key_is_refused() {
     // Keep the log's key hint so the verifier tries (and must reject) this signature.
     let hint = STANDARD.decode(b64).unwrap()[..4].to_vec();
     let forged = [hint, PrivateKey::generate().unwrap().sign(text.as_bytes())].concat();
-    proof.checkpoint.envelope = format!("{text}\n\u{2014} {name} {}\n", STANDARD.encode(forged));
+    proof.checkpoint = CheckpointData::new(format!(
+        "{text}\n\u{2014} {name} {}\n",
+        STANDARD.encode(forged)
+    ))
+    .expect("a well-formed checkpoint");
     assert_refused(&bundle, ARTIFACT, &s.root, &policy(), BAD_CHECKPOINT);
 }
 
@@ -474,10 +479,10 @@ fn a_changed_artifact_is_refused() {
 fn a_changed_envelope_is_refused() {
     let s = signed();
     let mut bundle = s.dsse.clone();
-    if let Content::DsseEnvelope(envelope) = &mut bundle.content {
+    if let SignatureContent::DsseEnvelope(envelope) = &mut bundle.content {
         let mut changed = statement();
         changed.extend_from_slice(b" ");
-        envelope.payload = STANDARD.encode(changed);
+        envelope.payload = PayloadBytes::new(changed);
     }
     let result = check(&bundle, ARTIFACT, &s.root, &policy());
     assert!(result.is_err(), "{result:?}");
@@ -487,7 +492,7 @@ fn a_changed_envelope_is_refused() {
 fn a_key_signed_or_malformed_bundle_is_refused() {
     let s = signed();
     let key = PrivateKey::generate().unwrap();
-    let key_signed = Bundle::sign_blob(ARTIFACT, &key);
+    let key_signed = xrelease::signing::keybundle::sign_blob(ARTIFACT, &key);
     assert!(check(&key_signed, ARTIFACT, &s.root, &policy()).is_err());
     let result = verify("{not json", Subject::Bytes(ARTIFACT), &policy(), &s.root);
     assert!(result.is_err(), "{result:?}");
@@ -498,18 +503,18 @@ fn a_forged_certificate_is_refused() {
     // Same key and identity, one byte of the serial number changed: no CA or CT log signed this.
     let s = signed();
     let mut bundle = s.blob.clone();
-    let xrelease::signing::bundle::VerificationContent::Certificate(cert) =
-        &mut bundle.verification_material.content
+    let VerificationMaterialContent::Certificate(cert) = &mut bundle.verification_material.content
     else {
         panic!("keyless bundle")
     };
-    let der = &mut cert.raw_bytes.0;
+    let mut der = cert.raw_bytes.as_bytes().to_vec();
     let serial = [0x02, 0x04, 0x11, 0x18, 0x20, 0x04]; // INTEGER 0x11182004, the mock CA's serial
     let at = der
         .windows(serial.len())
         .position(|w| w == serial)
         .expect("serial in DER");
     der[at + serial.len() - 1] ^= 1;
+    cert.raw_bytes = DerCertificate::new(der);
     assert!(check(&bundle, ARTIFACT, &s.root, &policy()).is_err());
 }
 
