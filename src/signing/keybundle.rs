@@ -257,6 +257,11 @@ mod tests {
         );
         assert_eq!(value["verificationMaterial"]["tlogEntries"], json!([]));
         assert!(value["verificationMaterial"].get("certificate").is_none());
+        // sigstore-types writes the (empty) timestamp data of every bundle, as for keyless ones.
+        assert_eq!(
+            value["verificationMaterial"]["timestampVerificationData"],
+            json!({})
+        );
         let signature = &value["messageSignature"];
         assert_eq!(signature["messageDigest"]["algorithm"], "SHA2_256");
         // SHA-256("hello") in standard base64.
@@ -362,6 +367,8 @@ mod tests {
         assert_eq!(dsse["payloadType"], "application/vnd.in-toto+json");
         assert_eq!(dsse["signatures"].as_array().map(Vec::len), Some(1));
         assert!(dsse["signatures"][0]["sig"].is_string());
+        // No key id, as cosign: the bundle's hint names the key (protobuf JSON omits the empty one).
+        assert!(dsse["signatures"][0].get("keyid").is_none());
         assert!(value.get("messageSignature").is_none());
         assert_eq!(
             verify_dsse(&bundle, &key.public_key()).expect("verify"),
